@@ -1,0 +1,30 @@
+# Two entry points for a fresh machine (see README):
+#   make demo   set up .venv (idempotent) and run the default evaluation
+#   make test   set up .venv (idempotent) and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: setup demo test bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# the CPU build of torch first, so the ranges below install nothing more
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test,sionna]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)
+	$(BIN)/gnnmimo evaluate --detector mf --detector zf --detector mmse \
+	    --nr 8 --nt 4:8:4 --qam 16 --channel iid --snr 8:3:26 \
+	    --target-errors 500 --max-symbols 400000 --seed 0 \
+	    --json results/demo.json --markdown results/demo.md --plot results/demo.png
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/throughput.py

@@ -1,0 +1,134 @@
+"""Channel models and the SNR convention.
+
+All channels are drawn as dense, zero-padded tensors ``[B, Nr_max, Nt_max]``
+so that one batch can mix instances with different ``Nr`` and ``Nt``; entries
+outside an instance's ``Nr_b × Nt_b`` block are zero.
+
+* ``iid``: entries ``CN(0, 1/Nr)``.
+* ``kronecker``: ``H = R_r^{1/2} H_w R_t^{1/2}`` with the exponential model
+  ``R[i, j] = ρ^{|i−j|}`` on both sides; ``kronecker-rx`` correlates the
+  receive side only. We use the Cholesky factor ``L`` (``L Lᵀ = R``) in place
+  of the symmetric square root: ``vec(L H_w Lᵀ)`` has the same Gaussian law,
+  and the leading ``n×n`` block of ``L`` is the Cholesky factor of the leading
+  block of ``R``, so padding to ``Nt_max`` leaves every instance exact.
+* imperfect CSI: the detector sees ``Ĥ = H + E``, ``E`` i.i.d. ``CN(0, ε²/Nr)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+CHANNEL_KINDS = ("iid", "kronecker", "kronecker-rx")
+
+
+def noise_variance(snr_db: Tensor, num_antennas: Tensor, num_users: Tensor) -> Tensor:
+    r"""Complex noise variance per receive antenna for a given SNR.
+
+    With ``SNR = E‖Hx‖² / E‖n‖²`` (RE-MIMO eq. 27), ``E|H_ai|² = 1/Nr`` and
+    unit-energy symbols, ``σ² = Nt / (Nr · 10^{SNR_dB/10})``. Shapes broadcast.
+    """
+    return num_users / (num_antennas * 10.0 ** (snr_db / 10.0))
+
+
+def exponential_correlation(rho: Tensor, size: int) -> Tensor:
+    """``[B]`` coefficients → ``[B, size, size]`` matrices ``ρ^{|i−j|}``."""
+    if not torch.all((rho >= 0) & (rho < 1)):
+        raise ValueError(f"correlation coefficients must lie in [0, 1), got {rho.unique().tolist()}")
+    distance = torch.arange(size, device=rho.device)
+    distance = (distance[:, None] - distance[None, :]).abs()
+    return rho[:, None, None] ** distance
+
+
+def sample_upper_triangular(low: float, high: float, shape, generator=None, device=None) -> Tensor:
+    """Continuous triangular law on ``[low, high]`` with its mode at ``high``.
+
+    Inverse CDF: ``F(x) = ((x − low)/(high − low))²``, so ``x = low + (high − low)√u``.
+    """
+    u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+    return low + (high - low) * u.sqrt()
+
+
+@dataclass(frozen=True)
+class ChannelModel:
+    """A random channel law.
+
+    Args:
+        kind: ``"iid"``, ``"kronecker"`` (both sides) or ``"kronecker-rx"``.
+        rho: the exponential correlation coefficient, fixed (a float) or a
+            range ``(low, high)`` drawn per instance from the triangular law
+            with its mode at ``high``. Ignored for ``"iid"``.
+        csi_error: ``ε²``, the relative power of the channel estimation error.
+    """
+
+    kind: str = "iid"
+    rho: float | tuple[float, float] = 0.0
+    csi_error: float = 0.0
+
+    def __post_init__(self):
+        if self.kind not in CHANNEL_KINDS:
+            raise ValueError(f"unknown channel {self.kind!r}; use one of {CHANNEL_KINDS}")
+        low, high = self.rho_range
+        if not 0.0 <= low <= high < 1.0:
+            raise ValueError(f"rho must satisfy 0 <= low <= high < 1, got {self.rho}")
+        if self.kind != "iid" and high == 0.0:
+            raise ValueError(f"channel {self.kind!r} needs a correlation rho > 0")
+        if self.csi_error < 0:
+            raise ValueError(f"csi_error (ε²) must be >= 0, got {self.csi_error}")
+
+    @property
+    def rho_range(self) -> tuple[float, float]:
+        return (self.rho, self.rho) if isinstance(self.rho, (int, float)) else tuple(self.rho)
+
+    def describe(self) -> str:
+        """A short label such as ``kronecker(ρ=0.55:0.75)+csi(0.1)``."""
+        label = self.kind
+        if self.kind != "iid":
+            low, high = self.rho_range
+            label += f"(rho={low:g})" if low == high else f"(rho={low:g}:{high:g})"
+        if self.csi_error:
+            label += f"+csi({self.csi_error:g})"
+        return label
+
+    def sample(self, num_antennas: Tensor, num_users: Tensor, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.complex64) -> tuple[Tensor, Tensor]:
+        """Draw true and estimated channels.
+
+        Args:
+            num_antennas: ``[B]`` receive antennas ``Nr_b`` per instance.
+            num_users: ``[B]`` transmitters ``Nt_b`` per instance.
+            generator: the random stream (on the device of the outputs).
+            dtype: ``torch.complex64`` or ``torch.complex128``.
+
+        Returns:
+            ``(H, H_hat)``, each ``[B, Nr_max, Nt_max]``, zero outside each
+            instance's block; ``H_hat is H`` when ``csi_error == 0``.
+        """
+        device = num_users.device
+        batch, nr_max, nt_max = len(num_users), int(num_antennas.max()), int(num_users.max())
+        shape = (batch, nr_max, nt_max)
+        h = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        if self.kind != "iid":
+            low, high = self.rho_range
+            rho = sample_upper_triangular(low, high, (batch,), generator, device)
+            rx = torch.linalg.cholesky(exponential_correlation(rho, nr_max)).to(dtype)
+            h = rx @ h
+            if self.kind == "kronecker":
+                tx = torch.linalg.cholesky(exponential_correlation(rho, nt_max)).to(dtype)
+                h = h @ tx.transpose(-1, -2)
+        scale = num_antennas.to(h.real.dtype).rsqrt()[:, None, None]
+        mask = block_mask(num_antennas, num_users, nr_max, nt_max)
+        h = h * scale * mask
+        if not self.csi_error:
+            return h, h
+        error = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        return h, h + error * (scale * self.csi_error ** 0.5) * mask
+
+
+def block_mask(num_antennas: Tensor, num_users: Tensor, nr_max: int, nt_max: int) -> Tensor:
+    """``[B, Nr_max, Nt_max]`` bool mask of each instance's ``Nr_b × Nt_b`` block."""
+    device = num_users.device
+    rows = torch.arange(nr_max, device=device)[None, :] < num_antennas[:, None]
+    cols = torch.arange(nt_max, device=device)[None, :] < num_users[:, None]
+    return rows[:, :, None] & cols[:, None, :]

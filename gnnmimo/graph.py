@@ -1,0 +1,300 @@
+"""MIMO instances as PyG heterogeneous graphs.
+
+One instance ``y = H x + n`` (``H ∈ C^{Nr×Nt}``) is one graph with
+
+* ``Nt`` **user** nodes (store ``"user"``; ``label``: the transmitted symbol
+  index, when known),
+* ``Nr`` **antenna** nodes (store ``"antenna"``; ``y``: the received sample),
+* **bipartite** edges ``antenna a → user i`` (type :data:`CHANNEL`) carrying
+  ``h = H_ai`` (the channel the detector sees, ``Ĥ`` under imperfect CSI),
+* on demand, **complete user-graph** edges ``j → i`` for ``i ≠ j`` (type
+  :data:`INTERFERENCE`) carrying ``gram = h_iᴴ h_j``,
+* graph-level ``noise_var`` (σ², complex, per antenna), ``snr_db``,
+  ``num_users`` and ``num_antennas``, each ``[B]``.
+
+A batch of ``B`` instances is one :class:`MIMOGraph` with disjoint node sets,
+exactly as PyG batches graphs (``batch`` and ``ptr`` vectors per node type).
+Instances may differ in ``Nt`` and ``Nr``. Bipartite edges are stored in
+``(instance, antenna, user)`` row-major order, so instance ``b``'s edge
+``(a, i)`` sits at ``edge_ptr[b] + a·Nt_b + i``.
+
+:meth:`MIMOGraph.dense` gives the zero-padded view ``[B, Nr_max, Nt_max]``
+with masks, for blocks that are dense by nature (solves, attention).
+Zero padding is neutral for the linear algebra we do: padded users have zero
+columns and padded antennas zero rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+from torch_geometric.utils import cumsum, to_dense_batch
+
+from gnnmimo.channels import block_mask
+
+USER, ANTENNA = "user", "antenna"
+CHANNEL = (ANTENNA, "channel", USER)
+INTERFERENCE = (USER, "interferes", USER)
+
+
+@dataclass
+class DenseView:
+    """Zero-padded dense view of a batch.
+
+    Attributes:
+        y: ``[B, Nr_max]`` complex received samples.
+        H: ``[B, Nr_max, Nt_max]`` complex channels (as the detector sees them).
+        noise_var: ``[B]`` complex noise variance σ².
+        user_mask: ``[B, Nt_max]`` bool, true on real users.
+        antenna_mask: ``[B, Nr_max]`` bool, true on real antennas.
+    """
+
+    y: Tensor
+    H: Tensor
+    noise_var: Tensor
+    user_mask: Tensor
+    antenna_mask: Tensor
+
+    def real(self) -> tuple[Tensor, Tensor]:
+        r"""Real-valued equivalent ``(H_r [B, 2Nr, 2Nt], y_r [B, 2Nr])``.
+
+        ``H_r = [[Re H, −Im H], [Im H, Re H]]``, ``y_r = [Re y; Im y]``; real
+        unknown ``k < Nt`` is ``Re x_k`` and ``Nt + k`` is ``Im x_k``. Noise
+        per real dimension has variance ``σ²/2``.
+        """
+        H = self.H
+        top = torch.cat([H.real, -H.imag], dim=-1)
+        bottom = torch.cat([H.imag, H.real], dim=-1)
+        return torch.cat([top, bottom], dim=-2), torch.cat([self.y.real, self.y.imag], dim=-1)
+
+
+class MIMOGraph(HeteroData):
+    """A batch of MIMO instances as one heterogeneous PyG graph (see module doc).
+
+    Build it with :meth:`from_dense` (your own tensors), :meth:`from_sionna`
+    (Sionna's layout) or :class:`gnnmimo.sampling.MIMOSampler`.
+    """
+
+    # ---------------------------------------------------------------- building
+    @classmethod
+    def from_dense(cls, y: Tensor, H: Tensor, noise_var: Tensor | float,
+                   num_users: Tensor | None = None, num_antennas: Tensor | None = None,
+                   label: Tensor | None = None, snr_db: Tensor | None = None,
+                   qam: int | None = None) -> "MIMOGraph":
+        """Wrap dense (optionally padded) tensors into a graph batch.
+
+        Args:
+            y: ``[B, Nr]`` complex received samples.
+            H: ``[B, Nr, Nt]`` complex channels seen by the detector.
+            noise_var: σ², a float or ``[B]``; must be positive.
+            num_users: ``[B]`` actual ``Nt_b ≤ Nt`` (default: all ``Nt``).
+                Columns beyond ``Nt_b`` are ignored.
+            num_antennas: ``[B]`` actual ``Nr_b ≤ Nr`` (default: all ``Nr``).
+            label: ``[B, Nt]`` transmitted symbol indices, if known.
+            snr_db: ``[B]`` the SNR the instance was drawn at, if known.
+            qam: the constellation order the symbols come from, if known.
+
+        Raises:
+            ValueError: on inconsistent shapes, non-complex data, σ² ≤ 0 or
+                NaN/Inf in ``y``, ``H`` or σ².
+        """
+        if not (torch.is_complex(y) and torch.is_complex(H)):
+            raise ValueError(f"y and H must be complex tensors, got {y.dtype} and {H.dtype}")
+        if H.dim() != 3 or y.dim() != 2 or y.shape != H.shape[:2]:
+            raise ValueError(f"expected y [B, Nr] and H [B, Nr, Nt], got y {tuple(y.shape)} "
+                             f"and H {tuple(H.shape)}")
+        batch, nr, nt = H.shape
+        device = H.device
+        y = y.to(H.dtype)
+        noise_var = torch.as_tensor(noise_var, dtype=H.real.dtype, device=device)
+        if noise_var.dim() == 0:
+            noise_var = noise_var.expand(batch)
+        if noise_var.shape != (batch,):
+            raise ValueError(f"noise_var must be a scalar or [B={batch}], got {tuple(noise_var.shape)}")
+        num_users = _counts(num_users, nt, batch, device, "num_users")
+        num_antennas = _counts(num_antennas, nr, batch, device, "num_antennas")
+
+        mask = block_mask(num_antennas, num_users, nr, nt)
+        user_mask, antenna_mask = mask.any(1), mask.any(2)
+        b, a, i = mask.nonzero(as_tuple=True)
+        user_ptr, antenna_ptr = cumsum(num_users), cumsum(num_antennas)
+
+        data = cls()
+        data[USER].batch = user_mask.nonzero()[:, 0]
+        data[USER].ptr = user_ptr
+        data[USER].num_nodes = int(user_ptr[-1])
+        if label is not None:
+            if label.shape != (batch, nt):
+                raise ValueError(f"label must be [B, Nt] = {(batch, nt)}, got {tuple(label.shape)}")
+            data[USER].label = label[user_mask]
+        data[ANTENNA].y = y[antenna_mask]
+        data[ANTENNA].batch = antenna_mask.nonzero()[:, 0]
+        data[ANTENNA].ptr = antenna_ptr
+        data[CHANNEL].edge_index = torch.stack([antenna_ptr[b] + a, user_ptr[b] + i])
+        data[CHANNEL].h = H[b, a, i]
+        data.noise_var = noise_var
+        data.num_users = num_users
+        data.num_antennas = num_antennas
+        if snr_db is not None:
+            data.snr_db = snr_db
+        data.qam = qam
+        data.validate()
+        return data
+
+    @classmethod
+    def from_sionna(cls, y: Tensor, h: Tensor, s: Tensor, **kwargs) -> "MIMOGraph":
+        """Wrap tensors in the layout of Sionna's MIMO detectors.
+
+        Args:
+            y: ``[..., Nr]`` complex received samples.
+            h: ``[..., Nr, Nt]`` complex channels.
+            s: the noise: a variance (scalar or ``[...]``) or a covariance
+                ``[..., Nr, Nr]``. A non-scalar covariance ``S = L Lᴴ`` is
+                whitened (``y ← L⁻¹y``, ``H ← L⁻¹H``, σ² = 1).
+            **kwargs: passed to :meth:`from_dense` (e.g. ``label``, ``qam``).
+
+        Leading dimensions ``[...]`` are flattened into the instance dimension.
+        """
+        if h.dim() < 2 or y.shape != h.shape[:-1]:
+            raise ValueError(f"expected y [..., Nr] and h [..., Nr, Nt], got {tuple(y.shape)} "
+                             f"and {tuple(h.shape)}")
+        nr, nt = h.shape[-2:]
+        s = torch.as_tensor(s, device=h.device)
+        if s.dim() >= 2 and s.shape[-2:] == (nr, nr) and s.shape[:-2] == y.shape[:-1]:
+            chol = torch.linalg.cholesky(s.to(h.dtype))
+            h = torch.linalg.solve_triangular(chol, h, upper=False)
+            y = torch.linalg.solve_triangular(chol, y[..., None], upper=False)[..., 0]
+            s = torch.ones((), device=h.device)
+        noise = s.expand(y.shape[:-1]).reshape(-1) if s.dim() else s
+        return cls.from_dense(y.reshape(-1, nr), h.reshape(-1, nr, nt), noise, **kwargs)
+
+    # -------------------------------------------------------------- validation
+    def validate(self, raise_on_error: bool = True) -> bool:
+        """Check the numbers a detector relies on.
+
+        Raises ``ValueError`` (or returns ``False`` if ``raise_on_error`` is
+        false) when σ² ≤ 0 or when ``y``, ``H`` or σ² hold NaN/Inf.
+        """
+        problems = []
+        if not torch.isfinite(self.noise_var).all():
+            problems.append("noise_var holds NaN/Inf")
+        elif (self.noise_var <= 0).any():
+            bad = (self.noise_var <= 0).nonzero()[:, 0]
+            problems.append(f"noise_var must be > 0 (instances {bad[:5].tolist()} have "
+                            f"{self.noise_var[bad[:5]].tolist()})")
+        for name, value, batch in (("H", self[CHANNEL].h, self.user_batch[self[CHANNEL].edge_index[1]]),
+                                   ("y", self[ANTENNA].y, self.antenna_batch)):
+            finite = torch.isfinite(torch.view_as_real(value)).all(-1)
+            if not finite.all():
+                problems.append(f"{name} holds NaN/Inf (instances "
+                                f"{batch[~finite].unique()[:5].tolist()})")
+        if problems and raise_on_error:
+            raise ValueError("invalid MIMO batch: " + "; ".join(problems))
+        return not problems
+
+    # ------------------------------------------------------------- properties
+    @property
+    def num_instances(self) -> int:
+        return self.num_users.numel()
+
+    @property
+    def user_batch(self) -> Tensor:
+        """``[N_u]`` instance of each user node."""
+        return self[USER].batch
+
+    @property
+    def antenna_batch(self) -> Tensor:
+        """``[N_a]`` instance of each antenna node."""
+        return self[ANTENNA].batch
+
+    @property
+    def user_index(self) -> Tensor:
+        """``[N_u]`` position of each user inside its instance (``0 … Nt_b−1``)."""
+        batch = self.user_batch
+        return torch.arange(batch.numel(), device=batch.device) - self[USER].ptr[batch]
+
+    @property
+    def antenna_index(self) -> Tensor:
+        """``[N_a]`` position of each antenna inside its instance."""
+        batch = self.antenna_batch
+        return torch.arange(batch.numel(), device=batch.device) - self[ANTENNA].ptr[batch]
+
+    @property
+    def user_noise_var(self) -> Tensor:
+        """``[N_u]`` σ² of each user's instance."""
+        return self.noise_var[self.user_batch]
+
+    # ------------------------------------------------------------ dense views
+    def dense(self) -> DenseView:
+        """The zero-padded view; see :class:`DenseView`."""
+        batch, nt_max, nr_max = self.num_instances, int(self.num_users.max()), int(self.num_antennas.max())
+        antenna, user = self[CHANNEL].edge_index
+        h = self[CHANNEL].h
+        H = h.new_zeros(batch, nr_max, nt_max)
+        H[self.user_batch[user], self.antenna_index[antenna], self.user_index[user]] = h
+        y, antenna_mask = to_dense_batch(self[ANTENNA].y, self.antenna_batch, batch_size=batch,
+                                         max_num_nodes=nr_max)
+        return DenseView(y, H, self.noise_var, self.user_mask(), antenna_mask)
+
+    def user_mask(self) -> Tensor:
+        """``[B, Nt_max]`` bool mask of real users in the padded layout."""
+        return torch.arange(int(self.num_users.max()), device=self.num_users.device) < self.num_users[:, None]
+
+    def users_to_dense(self, x: Tensor, fill_value: float = 0.0) -> Tensor:
+        """Per-user values ``[N_u, ...]`` → padded ``[B, Nt_max, ...]``."""
+        return to_dense_batch(x, self.user_batch, fill_value=fill_value, batch_size=self.num_instances,
+                              max_num_nodes=int(self.num_users.max()))[0]
+
+    def users_from_dense(self, x: Tensor) -> Tensor:
+        """Padded ``[B, Nt_max, ...]`` → per-user values ``[N_u, ...]``."""
+        return x[self.user_mask()]
+
+    def dense_labels(self, fill_value: int = -1) -> Tensor:
+        """``[B, Nt_max]`` transmitted symbol indices, ``fill_value`` on padding."""
+        return self.users_to_dense(self[USER].label, fill_value)
+
+    # ---------------------------------------------------------- user graph
+    def add_user_edges(self) -> "MIMOGraph":
+        """Add the complete user graph (type :data:`INTERFERENCE`) in place.
+
+        Edges ``j → i`` for all ``i ≠ j`` of an instance, with
+        ``gram = h_iᴴ h_j`` computed by :func:`gnnmimo.ops.gram_on_edges`.
+        Costs ``O(Σ_b Nt_b² Nr_b)``; does nothing if already present.
+        """
+        if INTERFERENCE in self.edge_types:
+            return self
+        from gnnmimo.ops import gram_on_edges
+
+        mask = self.user_mask()
+        pairs = mask[:, :, None] & mask[:, None, :]
+        pairs &= ~torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
+        b, i, j = pairs.nonzero(as_tuple=True)
+        ptr = self[USER].ptr
+        edge_index = torch.stack([ptr[b] + j, ptr[b] + i])  # source j, target i
+        self[INTERFERENCE].edge_index = edge_index
+        self[INTERFERENCE].gram = gram_on_edges(self, edge_index)
+        return self
+
+    # ------------------------------------------------------------- selection
+    def select(self, instances: Tensor) -> "MIMOGraph":
+        """A new batch made of the given instances (``[K]`` long), in that order."""
+        view = self.dense()
+        label = self.dense_labels(0)[instances] if "label" in self[USER] else None
+        snr_db = self.snr_db[instances] if "snr_db" in self else None
+        return MIMOGraph.from_dense(view.y[instances], view.H[instances], self.noise_var[instances],
+                                    self.num_users[instances], self.num_antennas[instances],
+                                    label=label, snr_db=snr_db, qam=getattr(self, "qam", None))
+
+
+def _counts(counts: Tensor | None, maximum: int, batch: int, device, name: str) -> Tensor:
+    if counts is None:
+        return torch.full((batch,), maximum, dtype=torch.long, device=device)
+    counts = torch.as_tensor(counts, device=device).long()
+    if counts.shape != (batch,):
+        raise ValueError(f"{name} must be [B={batch}], got {tuple(counts.shape)}")
+    if (counts < 1).any() or (counts > maximum).any():
+        raise ValueError(f"{name} must lie in [1, {maximum}], got values in "
+                         f"[{int(counts.min())}, {int(counts.max())}]")
+    return counts

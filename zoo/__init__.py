@@ -1,0 +1,10 @@
+"""The detector zoo: every detector behind one registry.
+
+>>> import zoo
+>>> zoo.list()                     # registered names
+>>> detector = zoo.create("mmse", qam=16)
+"""
+from zoo.registry import create, create_from_spec, list_detectors as list, parse_spec, register  # noqa: A001
+from zoo import linear  # noqa: F401  (registers mf, zf, mmse)
+
+__all__ = ["create", "create_from_spec", "list", "parse_spec", "register"]

@@ -1,0 +1,98 @@
+r"""Linear detectors: matched filter, zero forcing and LMMSE.
+
+Each equalises to one scalar observation per user, ``z_i = x_i + w_i`` with
+``w_i ~ CN(0, ν_i)`` (treating interference as Gaussian noise), and scores
+the constellation with ``logit(s) = −|z_i − s|² / ν_i``.
+
+* MF:    ``z_i = h_iᴴ y / ‖h_i‖²``,
+  ``ν_i = (Σ_{j≠i} |h_iᴴ h_j|² + σ² ‖h_i‖²) / ‖h_i‖⁴`` — message passing on
+  the bipartite graph (``Hᴴ y``) and the user graph (Gram entries).
+* ZF:    ``z = (HᴴH)⁻¹ Hᴴ y``, ``ν_i = σ² [(HᴴH)⁻¹]_ii``; needs ``Nt ≤ Nr``.
+* LMMSE: ``W = (HᴴH + σ² I)⁻¹ Hᴴ``, ``μ_i = [WH]_ii``; the unbiased estimate
+  ``z_i = [Wy]_i / μ_i`` has ``ν_i = (1 − μ_i)/μ_i = 1/SINR_i`` (unit-energy
+  symbols), the post-equalisation SINR.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gnnmimo import ops
+from gnnmimo.detector import Detector
+from gnnmimo.graph import ANTENNA, INTERFERENCE, MIMOGraph
+from torch_geometric.utils import scatter
+from zoo.registry import register
+
+
+class LinearDetector(Detector):
+    """A one-shot detector defined by its equaliser output ``(z, ν)`` per user."""
+
+    def equalize(self, graph: MIMOGraph) -> tuple[Tensor, Tensor]:
+        """Return ``z [N_u]`` (complex) and ``ν [N_u]`` (real, > 0)."""
+        raise NotImplementedError
+
+    def iterate(self, graph: MIMOGraph) -> Tensor:
+        z, nu = self.equalize(graph)
+        return self.qam.gaussian_logits(z, nu)[None]
+
+
+@register("mf")
+class MatchedFilter(LinearDetector):
+    """Matched filter (graph form; see module doc)."""
+
+    def equalize(self, graph):
+        energy = ops.column_energy(graph)
+        z = ops.matched_filter(graph, graph[ANTENNA].y) / energy
+        graph.add_user_edges()
+        _, target = graph[INTERFERENCE].edge_index
+        interference = scatter(graph[INTERFERENCE].gram.abs().square(), target, dim=0,
+                               dim_size=energy.numel(), reduce="sum")
+        nu = (interference + graph.user_noise_var * energy) / energy.square()
+        return z, nu
+
+
+def hermitian_inverse(matrix: Tensor) -> Tensor:
+    """Inverse of Hermitian positive-definite ``[B, n, n]`` matrices (Cholesky)."""
+    return torch.cholesky_inverse(torch.linalg.cholesky(matrix))
+
+
+@register("zf")
+class ZeroForcing(LinearDetector):
+    """Zero forcing, ``(HᴴH)⁻¹Hᴴy``. Raises if any instance has ``Nt > Nr``."""
+
+    def check_input(self, graph):
+        super().check_input(graph)
+        wide = (graph.num_users > graph.num_antennas).nonzero()[:, 0]
+        if wide.numel():
+            b = int(wide[0])
+            raise ValueError(f"ZF needs Nt <= Nr, but instance {b} has Nt={int(graph.num_users[b])} > "
+                             f"Nr={int(graph.num_antennas[b])} ({wide.numel()} such instances); "
+                             "use mmse instead")
+
+    def equalize(self, graph):
+        view = graph.dense()
+        gram = ops.dense_gram(view.H)
+        # padded users get an identity row so the system stays invertible; they decouple
+        pad = (~view.user_mask).to(gram.real.dtype)
+        gram = gram + torch.diag_embed(pad).to(gram.dtype)
+        inverse = hermitian_inverse(gram)
+        z = (inverse @ ops.dense_matched_filter(view.H, view.y)[..., None])[..., 0]
+        nu = view.noise_var[:, None] * inverse.diagonal(dim1=-2, dim2=-1).real
+        return graph.users_from_dense(z), graph.users_from_dense(nu)
+
+
+@register("mmse")
+class LMMSE(LinearDetector):
+    """Linear MMSE with soft outputs from the post-equalisation SINR."""
+
+    def equalize(self, graph):
+        view = graph.dense()
+        gram = ops.dense_gram(view.H)
+        eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+        inverse = hermitian_inverse(gram + view.noise_var[:, None, None] * eye)
+        estimate = (inverse @ ops.dense_matched_filter(view.H, view.y)[..., None])[..., 0]
+        # 1 − μ_i = σ² [(G + σ²I)⁻¹]_ii, computed directly: accurate at high SNR
+        shortfall = view.noise_var[:, None] * inverse.diagonal(dim1=-2, dim2=-1).real
+        shortfall = graph.users_from_dense(shortfall).clamp(torch.finfo(shortfall.dtype).tiny, 1.0)
+        gain = 1.0 - shortfall
+        return graph.users_from_dense(estimate) / gain, shortfall / gain
