@@ -1,0 +1,85 @@
+"""Saving and showing evaluation results: JSON, a markdown table, a plot."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from gnnmimo.evaluation import PointResult
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Write a file atomically: ``write(file_object)`` into a temporary file in
+    the same directory, then ``os.replace`` it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_json(results: list[PointResult], path: str | os.PathLike) -> None:
+    """Save records as a JSON list (atomically)."""
+    payload = json.dumps([r.to_dict() for r in results], indent=1).encode()
+    atomic_write(path, lambda handle: handle.write(payload))
+
+
+def load_json(path: str | os.PathLike) -> list[PointResult]:
+    """Load records written by :func:`save_json`."""
+    with open(path) as handle:
+        return [PointResult(**record) for record in json.load(handle)]
+
+
+def markdown_table(results: list[PointResult]) -> str:
+    """One row per (Nt, SNR), one column per detector: ``SER [95 % CI] (errors/symbols)``."""
+    detectors = list(dict.fromkeys(r.detector for r in results))
+    rows = defaultdict(dict)
+    for r in results:
+        rows[(r.nr, r.nt, r.qam, r.channel, r.snr_db)][r.detector] = r
+    lines = ["| Nr | Nt | QAM | channel | SNR (dB) | " + " | ".join(detectors) + " |",
+             "|---" * (5 + len(detectors)) + "|"]
+    for (nr, nt, qam, channel, snr), by_detector in sorted(rows.items()):
+        cells = []
+        for name in detectors:
+            r = by_detector.get(name)
+            cells.append("—" if r is None else
+                         f"{r.ser:.3g} [{r.ser_ci_low:.2g}, {r.ser_ci_high:.2g}] ({r.symbol_errors}/{r.symbols})")
+        lines.append(f"| {nr} | {nt} | {qam} | {channel} | {snr:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_ser(results: list[PointResult], path: str | os.PathLike) -> None:
+    """Log-SER versus SNR, one panel per Nt, one curve per detector, 95 % CI bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nts = sorted({r.nt for r in results})
+    fig, axes = plt.subplots(1, len(nts), figsize=(5 * len(nts), 4), squeeze=False, sharey=True)
+    for ax, nt in zip(axes[0], nts):
+        by_detector = defaultdict(list)
+        for r in results:
+            if r.nt == nt and r.symbol_errors > 0:
+                by_detector[r.detector].append(r)
+        for name, points in by_detector.items():
+            points.sort(key=lambda r: r.snr_db)
+            ser = [r.ser for r in points]
+            yerr = [[s - r.ser_ci_low for s, r in zip(ser, points)],
+                    [r.ser_ci_high - s for s, r in zip(ser, points)]]
+            ax.errorbar([r.snr_db for r in points], ser, yerr=yerr, marker="o", capsize=2, label=name)
+        first = results[0]
+        ax.set(yscale="log", xlabel="SNR (dB)", title=f"{first.nr}×{nt}, {first.qam}-QAM, {first.channel}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    axes[0][0].set_ylabel("SER")
+    fig.tight_layout()
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120))
+    plt.close(fig)
