@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/gnnmimo evaluate --detector mf --detector zf --detector mmse \
-	    --nr 8 --nt 4:8:4 --qam 16 --channel iid --snr 8:3:26 \
+	    --nr 8 --nt 4,8 --qam 16 --channel iid --snr 8:3:26 \
 	    --target-errors 500 --max-symbols 400000 --seed 0 \
 	    --json results/demo.json --markdown results/demo.md --plot results/demo.png
 
