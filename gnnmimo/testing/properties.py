@@ -1,0 +1,388 @@
+"""Properties every MIMO detector should have, as assertions.
+
+Each helper runs a :class:`~gnnmimo.detector.Detector` (in eval mode,
+without gradients; its training flag is restored afterwards) and raises
+``AssertionError`` with a diagnosis — which users of which instances (with
+their ``Nt``, ``Nr`` and SNR) disagree, and by how much — when the property
+fails:
+
+* :func:`assert_permutation_equivariant`: relabelling the users (and, on
+  request, the antennas) of an instance relabels the outputs the same way;
+* :func:`assert_batch_independent`: an instance's output does not depend on
+  the other instances of its batch, their sizes or their order;
+* :func:`assert_generalises_over_user_counts`: the detector runs on every
+  user count of a range, and on a batch mixing them, with well-formed
+  outputs (:func:`assert_well_formed`).
+
+Outputs are compared as **probabilities** (softmax of the logits), not
+logits: logits are defined up to a per-user constant and are huge for
+confident decisions, while probabilities are bounded. Detectors with
+discrete steps (ordered SIC, K-best, sphere decoding) can take a different
+branch when two candidates tie up to rounding, because a permutation changes
+the order of floating-point sums; ``max_mismatch`` tolerates such a fraction
+of users. The default tolerance on probabilities depends on the precision of
+the batch (:data:`DEFAULT_ATOL`); test in double precision for tight checks.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from gnnmimo.channels import ChannelModel
+from gnnmimo.detector import Detection, Detector
+from gnnmimo.graph import CHANNEL, USER, MIMOGraph
+from gnnmimo.sampling import MIMOSampler
+
+#: absolute tolerance on probabilities when ``atol=None``, by batch precision
+DEFAULT_ATOL = {torch.complex64: 1e-2, torch.complex128: 1e-6}
+#: at most this many disagreeing users are listed in a failure message
+SHOWN = 5
+
+
+# ------------------------------------------------------------------ running
+@contextlib.contextmanager
+def _evaluation(detector: Detector) -> Iterator[None]:
+    training = detector.training
+    detector.eval()
+    try:
+        yield
+    finally:
+        detector.train(training)
+
+
+def _run(detector: Detector, graph: MIMOGraph) -> Detection:
+    with _evaluation(detector):
+        return detector.detect(graph)
+
+
+def _iteration_probs(detection: Detection) -> Tensor:
+    """``[T, N_u, M]`` logits → ``[N_u, T, M]`` probabilities after every iteration."""
+    return detection.logits.softmax(-1).transpose(0, 1)
+
+
+def _has(graph: MIMOGraph, key: str) -> bool:
+    return key in graph
+
+
+# -------------------------------------------------------------- permutation
+def within_instance_permutation(counts: Tensor, size: int, generator: torch.Generator) -> Tensor:
+    """Independent random permutations of ``0 … n_b−1``, one per instance.
+
+    Args:
+        counts: ``[B]`` sizes ``n_b ≤ size``.
+        size: the padded size.
+        generator: a CPU random stream.
+
+    Returns:
+        ``[B, size]`` long: row ``b`` holds a permutation of ``0 … n_b−1`` in
+        its first ``n_b`` entries and the identity on the padding. Random keys
+        are sorted, with padded keys above all real ones (no loop).
+    """
+    keys = torch.rand(counts.numel(), size, generator=generator).to(counts.device)
+    real = torch.arange(size, device=counts.device) < counts[:, None]
+    return torch.where(real, keys, 2.0).argsort(dim=1, stable=True)
+
+
+def permute_users(graph: MIMOGraph, seed: int = 0,
+                  antennas: bool = False) -> tuple[MIMOGraph, Tensor, Tensor | None]:
+    """Relabel the users (and optionally the antennas) of every instance independently.
+
+    Permutes the columns of each ``H`` (and the labels with them) and, with
+    ``antennas``, the rows of ``H`` and the entries of ``y``:
+    ``H'[b] = P_a H[b] P_u``, ``y'[b] = P_a y[b]``. σ², the counts, the SNR
+    and the constellation are kept.
+
+    Returns:
+        ``(permuted, user_perm, antenna_perm)``: the new batch; ``[B, Nt_max]``
+        with user ``k`` of instance ``b`` in ``permuted`` being user
+        ``user_perm[b, k]`` of ``graph``; likewise ``[B, Nr_max]`` for the
+        antennas (``None`` unless ``antennas``).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    view = graph.dense()
+    batch, nr, nt = view.H.shape
+    user_perm = within_instance_permutation(graph.num_users, nt, generator)
+    H = view.H.gather(2, user_perm[:, None, :].expand(batch, nr, nt))
+    y, antenna_perm = view.y, None
+    if antennas:
+        antenna_perm = within_instance_permutation(graph.num_antennas, nr, generator)
+        H = H.gather(1, antenna_perm[:, :, None].expand(batch, nr, nt))
+        y = y.gather(1, antenna_perm)
+    label = graph.dense_labels(0).gather(1, user_perm) if "label" in graph[USER] else None
+    permuted = MIMOGraph.from_dense(
+        y, H, graph.noise_var, graph.num_users, graph.num_antennas, label=label,
+        snr_db=graph.snr_db if _has(graph, "snr_db") else None, qam=getattr(graph, "qam", None))
+    return permuted, user_perm, antenna_perm
+
+
+def _unpermute(graph: MIMOGraph, user_perm: Tensor, values: Tensor) -> Tensor:
+    """Per-user ``values [N_u, ...]`` of the permuted batch → in ``graph``'s user order."""
+    dense = graph.users_to_dense(values)
+    index = user_perm.view(*user_perm.shape, *([1] * (dense.dim() - 2))).expand_as(dense)
+    return graph.users_from_dense(torch.empty_like(dense).scatter_(1, index, dense))
+
+
+# --------------------------------------------------------------- comparison
+def _default_atol(graph: MIMOGraph, atol: float | None) -> float:
+    if atol is not None:
+        return atol
+    return DEFAULT_ATOL.get(graph[CHANNEL].h.dtype, DEFAULT_ATOL[torch.complex64])
+
+
+def _describe_user(graph: MIMOGraph, user: int) -> str:
+    b = int(graph.user_batch[user])
+    label = (f"instance {b} user {int(graph.user_index[user])} "
+             f"(Nt={int(graph.num_users[b])}, Nr={int(graph.num_antennas[b])}")
+    if _has(graph, "snr_db"):
+        label += f", SNR={float(graph.snr_db[b]):.1f} dB"
+    return label + ")"
+
+
+def _assert_probs_close(expected: Tensor, actual: Tensor, graph: MIMOGraph, users: Tensor, *,
+                        atol: float, rtol: float, max_mismatch: float, failure: str) -> None:
+    """Compare per-user probabilities and explain the users that disagree.
+
+    Args:
+        expected, actual: ``[n, T, M]`` probabilities after each iteration.
+        graph, users: the batch and the ``[n]`` user nodes of it the rows describe.
+        max_mismatch: the fraction of users allowed to disagree.
+        failure: the first sentence of the message.
+    """
+    if expected.shape != actual.shape:
+        raise AssertionError(f"{failure}: outputs have shapes {tuple(expected.shape)} and "
+                             f"{tuple(actual.shape)} ([users, iterations, M])")
+    difference = (actual - expected).abs()
+    bad = ~(difference <= atol + rtol * expected.abs())  # NaN counts as a disagreement
+    bad_user = bad.flatten(1).any(1)
+    count = int(bad_user.sum())
+    if count <= max_mismatch * bad_user.numel():
+        return
+    worst = difference.nan_to_num(float("inf")).flatten(1).amax(1)
+    order = worst.masked_fill(~bad_user, -1.0).argsort(descending=True)[:min(count, SHOWN)]
+    lines = [f"{failure}: {count} of {bad_user.numel()} users differ by more than "
+             f"atol={atol:g} + rtol={rtol:g}·|p| (allowed fraction {max_mismatch:g})."]
+    for row in order.tolist():
+        want, got = expected[row, -1], actual[row, -1]
+        lines.append(f"  {_describe_user(graph, int(users[row]))}: max |Δp| = {float(worst[row]):.3g}; "
+                     f"final decision expected {int(want.argmax())} (p={float(want.max()):.3f}), "
+                     f"got {int(got.argmax())} (p={float(got.max()):.3f})")
+    raise AssertionError("\n".join(lines))
+
+
+def _name(detector: Detector) -> str:
+    return getattr(detector, "registry_name", type(detector).__name__)
+
+
+# --------------------------------------------------------------- properties
+def assert_permutation_equivariant(detector: Detector, graph: MIMOGraph, seed: int = 0, *,
+                                   permute_antennas: bool = False, atol: float | None = None,
+                                   rtol: float = 0.0, max_mismatch: float = 0.0,
+                                   check_iterations: bool = True) -> None:
+    """Assert that relabelling users relabels the outputs the same way.
+
+    With ``P`` a permutation of the users of instance ``b`` (one drawn
+    independently per instance by :func:`permute_users`), the detector must
+    satisfy ``p(H P, y) = P⁻¹-reordered p(H, y)`` for the final symbol
+    probabilities ``[N_u, M]`` and, with ``check_iterations``, for the
+    probabilities after every iteration ``[T, N_u, M]``. With
+    ``permute_antennas`` the rows of ``H`` and ``y`` are permuted too, a
+    symmetry of every detector that treats antennas alike (not of
+    sorted-QR-based ones).
+
+    Args:
+        detector: any :class:`~gnnmimo.detector.Detector`.
+        graph: the batch to test on.
+        seed: seeds the permutations.
+        atol, rtol: tolerance on probabilities; ``atol=None`` picks
+            :data:`DEFAULT_ATOL` from the batch precision.
+        max_mismatch: fraction of users allowed to disagree (ties, see the
+            module doc).
+        check_iterations: also compare every iteration, not only the last.
+
+    Raises:
+        AssertionError: naming the users whose outputs differ.
+    """
+    permuted, user_perm, _ = permute_users(graph, seed, antennas=permute_antennas)
+    expected = _iteration_probs(_run(detector, graph))
+    actual = _unpermute(graph, user_perm, _iteration_probs(_run(detector, permuted)))
+    if not check_iterations:
+        expected, actual = expected[:, -1:], actual[:, -1:]
+    what = "users and antennas" if permute_antennas else "users"
+    _assert_probs_close(
+        expected, actual, graph, torch.arange(expected.shape[0], device=expected.device),
+        atol=_default_atol(graph, atol), rtol=rtol, max_mismatch=max_mismatch,
+        failure=f"{_name(detector)} is not permutation equivariant (permuting {what}, seed={seed})")
+
+
+def assert_batch_independent(detector: Detector, graph: MIMOGraph, seed: int = 0, *,
+                             num_instances: int = 3, atol: float | None = None, rtol: float = 0.0,
+                             max_mismatch: float = 0.0, check_iterations: bool = True) -> None:
+    """Assert that an instance's output does not depend on its batch-mates.
+
+    The detector runs on ``graph`` (the reference), then
+
+    1. on each of ``num_instances`` randomly chosen instances **alone** (a
+       batch of one, built with :meth:`~gnnmimo.graph.MIMOGraph.select`, so
+       with no padding);
+    2. on a **different, shuffled batch of mixed sizes**: a random subset of
+       the instances (always including the chosen ones) plus truncated copies
+       of random instances (their first ``⌈Nt/2⌉`` users — new, smaller
+       batch-mates), in random order.
+
+    Every original instance in these runs must reproduce its reference
+    probabilities ``[Nt_b, T, M]``. One detector call per chosen instance
+    is needed for (1); everything else is vectorised.
+
+    Args:
+        detector: any :class:`~gnnmimo.detector.Detector`.
+        graph: the batch to test on.
+        seed: seeds the choices and the shuffle.
+        num_instances: how many instances to run alone.
+        atol, rtol, max_mismatch, check_iterations: as in
+            :func:`assert_permutation_equivariant`.
+
+    Raises:
+        AssertionError: naming the instances whose outputs change.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    device = graph.num_users.device
+    batch, ptr = graph.num_instances, graph[USER].ptr
+    expected = _iteration_probs(_run(detector, graph))
+    if not check_iterations:
+        expected = expected[:, -1:]
+    options = dict(atol=_default_atol(graph, atol), rtol=rtol, max_mismatch=max_mismatch)
+    name = _name(detector)
+
+    def compare(run: MIMOGraph, users: Tensor, keep: Tensor, failure: str) -> None:
+        """``users [N_u(run)]``: the node in ``graph`` of each user of ``run``; compare where ``keep``."""
+        actual = _iteration_probs(_run(detector, run))[:, -expected.shape[1]:]
+        _assert_probs_close(expected[users[keep]], actual[keep], graph, users[keep], **options,
+                            failure=failure)
+
+    chosen = torch.randperm(batch, generator=generator)[:num_instances].to(device)
+    for b in chosen.tolist():
+        alone = graph.select(torch.tensor([b], device=device))
+        compare(alone, ptr[b] + alone.user_index, torch.ones_like(alone.user_index, dtype=torch.bool),
+                f"{name} is not batch independent: instance {b} run alone differs from the "
+                f"same instance in its batch of {batch}")
+
+    # a different batch: chosen + a random subset of the rest + truncated copies, shuffled
+    rest = torch.randperm(batch, generator=generator).to(device)
+    rest = rest[~torch.isin(rest, chosen)]
+    rest = rest[:int(torch.randint(0, rest.numel() + 1, (), generator=generator))]
+    originals = torch.cat([chosen, rest])
+    copies = torch.randint(0, batch, (max(1, batch // 2),), generator=generator).to(device)
+    rows = torch.cat([originals, copies])
+    counts = torch.cat([graph.num_users[originals], (graph.num_users[copies] + 1) // 2])
+    shuffle = torch.randperm(rows.numel(), generator=generator).to(device)
+    rows, counts, is_original = rows[shuffle], counts[shuffle], shuffle < originals.numel()
+    view = graph.dense()
+    mixed = MIMOGraph.from_dense(
+        view.y[rows], view.H[rows], graph.noise_var[rows], counts, graph.num_antennas[rows],
+        label=graph.dense_labels(0)[rows] if "label" in graph[USER] else None,
+        snr_db=graph.snr_db[rows] if _has(graph, "snr_db") else None, qam=getattr(graph, "qam", None))
+    instance = mixed.user_batch
+    compare(mixed, ptr[rows[instance]] + mixed.user_index, is_original[instance],
+            f"{name} is not batch independent: instances {originals.tolist()} give different "
+            f"outputs in a shuffled batch of {rows.numel()} with batch-mates of other sizes "
+            f"(row order {rows.tolist()}, user counts {counts.tolist()})")
+
+
+def assert_well_formed(detection: Detection, graph: MIMOGraph, *, atol: float = 1e-4,
+                       context: str = "") -> None:
+    """Assert that a detection has the shapes and values the interface promises.
+
+    For ``N_u`` users, ``M`` points and ``k = log2 M`` bits: ``logits``
+    ``[T ≥ 1, N_u, M]`` and finite; ``probs`` ``[N_u, M]``, non-negative,
+    summing to 1 within ``atol``; ``hard`` ``[N_u]`` integer in ``[0, M)``;
+    ``llr("app")`` and ``llr("maxlog")`` ``[N_u, k]`` and finite.
+
+    Raises:
+        AssertionError: listing every problem found (and ``context``).
+    """
+    qam, num_users = detection.qam, graph[USER].num_nodes
+    where = f" ({context})" if context else ""
+    logits = detection.logits
+    if logits.dim() != 3 or logits.shape[0] < 1 or tuple(logits.shape[1:]) != (num_users, qam.order):
+        raise AssertionError(f"logits have shape {tuple(logits.shape)}, expected [T >= 1, "
+                             f"N_u={num_users}, M={qam.order}]{where}")
+    problems = []
+
+    def instances(bad_user: Tensor) -> list[int]:
+        return graph.user_batch[bad_user].unique()[:SHOWN].tolist()
+
+    finite = torch.isfinite(logits).all(-1).all(0)
+    if not finite.all():
+        problems.append(f"logits hold NaN/Inf for {int((~finite).sum())} users (instances "
+                        f"{instances(~finite)})")
+    probs = detection.probs
+    total = probs.double().sum(-1)
+    off = ~((total - 1).abs() <= atol) | (probs < 0).any(-1)
+    if probs.shape != (num_users, qam.order):
+        problems.append(f"probs have shape {tuple(probs.shape)}, expected [{num_users}, {qam.order}]")
+    elif off.any():
+        problems.append(f"probabilities of {int(off.sum())} users are negative or do not sum to 1 "
+                        f"(sums in [{float(total.min()):.6g}, {float(total.max()):.6g}], instances "
+                        f"{instances(off)})")
+    hard = detection.hard
+    if hard.shape != (num_users,) or hard.dtype.is_floating_point or hard.dtype.is_complex:
+        problems.append(f"hard decisions are {hard.dtype} {tuple(hard.shape)}, expected integer "
+                        f"[{num_users}]")
+    elif ((hard < 0) | (hard >= qam.order)).any():
+        problems.append(f"hard decisions outside [0, {qam.order}): {hard.unique()[:SHOWN].tolist()}")
+    order = getattr(graph, "qam", None)
+    if order is not None and order != qam.order:
+        problems.append(f"the detection is over {qam.order}-QAM, the batch carries {order}-QAM")
+    for method in ("app", "maxlog"):
+        llr = detection.llr(method)
+        if llr.shape != (num_users, qam.num_bits):
+            problems.append(f"llr({method!r}) has shape {tuple(llr.shape)}, expected "
+                            f"[{num_users}, {qam.num_bits}]")
+        elif not torch.isfinite(llr).all():
+            bad = ~torch.isfinite(llr).all(-1)
+            problems.append(f"llr({method!r}) holds NaN/Inf for {int(bad.sum())} users (instances "
+                            f"{instances(bad)})")
+    if problems:
+        raise AssertionError("malformed detection" + where + ":\n  " + "\n  ".join(problems))
+
+
+def assert_generalises_over_user_counts(detector: Detector, nr: int | tuple[int, int],
+                                        nt_range: tuple[int, int], qam: int | None = None, *,
+                                        channel: ChannelModel | None = None,
+                                        snr_db: float | tuple[float, float] = (0.0, 30.0),
+                                        batch_size: int = 8, seed: int = 0, precision: str = "single",
+                                        device: str | torch.device = "cpu") -> None:
+    """Assert that the detector handles every user count of a range, alone and mixed.
+
+    Samples ``batch_size`` instances for each ``Nt`` in ``nt_range``
+    (inclusive), then one batch of ``2·batch_size`` instances whose ``Nt``
+    is drawn per instance from the range, and checks every output with
+    :func:`assert_well_formed`: logits ``[T, N_u, M]`` finite, probabilities
+    summing to 1, hard decisions in range, LLRs ``[N_u, k]`` finite.
+
+    Args:
+        detector: any :class:`~gnnmimo.detector.Detector`.
+        nr: receive antennas (a range mixes them, for detectors that allow it).
+        nt_range: ``(low, high)`` user counts.
+        qam: the constellation order (default: the detector's).
+        channel: the channel law (default i.i.d. Rayleigh).
+        snr_db: a value or a per-instance range.
+        batch_size, seed, precision, device: of the sampled batches.
+
+    Raises:
+        AssertionError: naming the user count whose outputs are malformed.
+    """
+    low, high = nt_range
+    sampler = MIMOSampler(nr=nr, nt=(low, high), qam=qam or detector.qam.order, snr_db=snr_db,
+                          channel=channel or ChannelModel(), precision=precision, device=device)
+    generator = sampler.generator(seed)
+    for nt in range(low, high + 1):
+        graph = sampler.sample(batch_size, generator, nt=nt)
+        assert_well_formed(_run(detector, graph), graph,
+                           context=f"{_name(detector)} with Nt={nt}, Nr={nr}")
+    graph = sampler.sample(2 * batch_size, generator)
+    assert_well_formed(_run(detector, graph), graph,
+                       context=f"{_name(detector)} on a batch mixing Nt in {low}..{high}, Nr={nr}")
