@@ -1,0 +1,145 @@
+r"""RE-MIMO: recurrent, permutation-equivariant neural MIMO detection.
+
+Pratik, Rao, Welling, "RE-MIMO: Recurrent and Permutation Equivariant
+Neural MIMO Detection" (IEEE TSP 2021), sections III–IV. The detector is an
+embedding followed by ``T`` encoder–predictor (EP) blocks with their own
+parameters (not shared across blocks); each iteration is, in blocks of
+:mod:`gnnmimo.blocks`,
+
+=====================================  =====================================================
+block                                  paper
+=====================================  =====================================================
+:class:`LikelihoodFeatures`            soft symbol ``z^{t-1}`` (eq. 18), ``δy = y − Hz``,
+                                       normalised by ``√(2Nt)`` (§IV-B)
+:class:`TransformerEncoderLayer`       ``s^t`` from ``φ^t = [s, x̂, δy/√(2Nt), h_i]`` (eq. 11, 22)
+:class:`PointwiseMLP`                  ``x̂^t`` from ``ψ^t = [s^t, x̂, δy/√(2Nt), h_i, σ/√(2Nt)]``
+                                       (eq. 12, 23), hidden ``d_ψ/2, d_ψ/4``
+=====================================  =====================================================
+
+preceded once by ``LikelihoodFeatures`` at ``x̂^0 = 0`` and the
+:class:`Embedding` network (``s^0 = γ([y/√(2Nt), h_i, σ/√(2Nt), TE(Nt)]) √d_s``,
+eq. 24–26). It returns the logits of every block, ``[T, N_u, M]``, for the
+loss of eq. 13.
+
+**Tokens.** The paper computes in the real-valued equivalent but its tokens
+are the *complex users*: user ``i`` carries the real column
+``[Re h_i; Im h_i]`` of ``H_r`` (``2Nr`` reals), the residual and ``y`` enter
+as ``[Re; Im]`` (``2Nr`` reals), and the predictor classifies over the ``M``
+complex constellation points (the authors' code does the same). So there
+are ``Nt`` tokens per instance, one per user node of the graph, and
+permuting the users permutes the tokens: the detector is exactly
+permutation equivariant over complex users and handles any ``Nt`` (mixed
+within a batch). The feature widths depend on ``Nr``: one model serves one
+``Nr``, the same in every instance of a batch.
+
+Sizes: ``d_φ = d_s + M + 4Nr``, ``d_ψ = d_φ + 1``; attention heads have
+``d_k = d_v = ⌈d_φ/H⌉``; the feed-forward width is ``4 d_s``. The paper's
+configuration (``Nr = 64``, ``d_s = 512``, 8 heads, 12 blocks for 16-QAM;
+it used 16 blocks for 64-QAM and correlated channels) is the preset
+``config="paper"``::
+
+    zoo.create("remimo", 16, config="paper")            # or REMIMO.paper(16)
+    zoo.create("remimo", 4, nr=16, d_model=128, blocks=6)
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from gnnmimo.blocks.base import State
+from gnnmimo.blocks.embedding import Embedding
+from gnnmimo.blocks.likelihood import LikelihoodFeatures
+from gnnmimo.blocks.mlp import PointwiseMLP
+from gnnmimo.blocks.transformer import TransformerEncoderLayer
+from gnnmimo.constellation import QAM
+from gnnmimo.detector import Detector
+from gnnmimo.graph import MIMOGraph
+from zoo.registry import register
+
+#: named configurations; explicit options override them
+PRESETS = {
+    "paper": dict(nr=64, d_model=512, heads=8, blocks=12),
+}
+#: values of the options neither given nor set by a preset
+DEFAULTS = dict(d_model=128, heads=4, blocks=6, te_dim=None, attention="dense")
+
+
+@register("remimo")
+class REMIMO(Detector):
+    """RE-MIMO (see module doc).
+
+    Args:
+        qam: the constellation.
+        nr: receive antennas ``Nr`` (required unless a preset sets it).
+        d_model: state width ``d_s``.
+        heads: attention heads.
+        blocks: number of EP blocks ``T``.
+        te_dim: width of the transmitter-count encoding (default ``Nr``).
+        attention: ``"dense"`` (padded fast path) or ``"graph"`` (``MessagePassing``);
+            same parameters, same numbers.
+        config: a preset name from :data:`PRESETS` (``"paper"``).
+
+    Attributes:
+        hparams (dict): the resolved options; ``REMIMO(qam, **hparams)`` rebuilds
+            the same architecture (checkpoints store it).
+    """
+
+    supports_mixed_antennas = False
+
+    def __init__(self, qam: QAM | int, nr: int | None = None, d_model: int | None = None,
+                 heads: int | None = None, blocks: int | None = None, te_dim: int | None = None,
+                 attention: str | None = None, config: str | None = None):
+        super().__init__(qam)
+        if config is not None and config not in PRESETS:
+            raise ValueError(f"unknown RE-MIMO config {config!r}; presets: {sorted(PRESETS)}")
+        given = dict(nr=nr, d_model=d_model, heads=heads, blocks=blocks, te_dim=te_dim, attention=attention)
+        base = {"nr": None, **DEFAULTS, **PRESETS.get(config, {})}
+        self.hparams = {key: base[key] if value is None else value for key, value in given.items()}
+        nr, d_model, heads, blocks = (self.hparams[k] for k in ("nr", "d_model", "heads", "blocks"))
+        if nr is None:
+            raise ValueError("RE-MIMO needs nr (its inputs are 2·Nr wide), e.g. "
+                             "zoo.create('remimo', 16, nr=16) or config='paper'")
+        if min(nr, d_model, heads, blocks) < 1:
+            raise ValueError(f"nr, d_model, heads and blocks must be >= 1, got {self.hparams}")
+        self.nr = nr
+        order = self.qam.order
+        encoder_width = d_model + order + 4 * nr                 # d_φ, eq. 22
+        predictor_width = encoder_width + 1                      # d_ψ, eq. 23
+        self.likelihood = LikelihoodFeatures(self.qam)
+        self.embedding = Embedding(nr, d_model, te_dim)
+        self.encoders = nn.ModuleList(
+            TransformerEncoderLayer(encoder_width, d_model, heads, attention=self.hparams["attention"])
+            for _ in range(blocks))
+        self.predictors = nn.ModuleList(PointwiseMLP(predictor_width, order) for _ in range(blocks))
+
+    @classmethod
+    def paper(cls, qam: QAM | int = 16, **overrides) -> "REMIMO":
+        """The paper's configuration (``Nr = 64``, ``d_s = 512``, 8 heads, 12 blocks)."""
+        return cls(qam, config="paper", **overrides)
+
+    def check_input(self, graph: MIMOGraph) -> None:
+        super().check_input(graph)
+        wrong = graph.num_antennas != self.nr
+        if wrong.any():
+            raise ValueError(f"RE-MIMO was built for Nr={self.nr} (its inputs are 2·Nr wide) but the "
+                             f"batch has Nr in {sorted(graph.num_antennas[wrong].unique().tolist())}")
+
+    def states(self, graph: MIMOGraph) -> Iterator[State]:
+        """The state after each EP block: ``logits``, ``hidden``, ``attention``, features.
+
+        ``[s["attention"] for s in detector.states(graph)]`` gives the attention
+        weights ``[N_u, heads, Nt_max]`` of every block (RE-MIMO's Fig. 12).
+        """
+        dtype = next(self.parameters()).dtype
+        logits = torch.zeros(graph.user_batch.numel(), self.qam.order, dtype=dtype, device=graph.user_batch.device)
+        state = self.embedding(graph, self.likelihood(graph, {"logits": logits}))
+        for t, (encoder, predictor) in enumerate(zip(self.encoders, self.predictors)):
+            if t:
+                state = self.likelihood(graph, state)
+            state = predictor(graph, encoder(graph, state))
+            yield state
+
+    def iterate(self, graph: MIMOGraph) -> Tensor:
+        return torch.stack([state["logits"] for state in self.states(graph)])
