@@ -174,6 +174,16 @@ def evaluate_main(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------- train
+def add_train_parser(subparsers) -> None:
+    from gnnmimo.training import __doc__ as doc, add_train_arguments, train_main
+
+    parser = subparsers.add_parser("train", help="train a learned detector, with checkpoints and --resume",
+                                   description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_arguments(parser)
+    parser.set_defaults(main=train_main)
+
+
 # --------------------------------------------------------------------- list
 def list_main(args: argparse.Namespace) -> int:
     import zoo
@@ -186,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gnnmimo", description="MIMO detection on graphs")
     subparsers = parser.add_subparsers(required=True, metavar="COMMAND")
     add_evaluate_parser(subparsers)
+    add_train_parser(subparsers)
     subparsers.add_parser("list", help="registered detectors").set_defaults(main=list_main)
     return parser
 
