@@ -26,6 +26,7 @@ the batch (:data:`DEFAULT_ATOL`); test in double precision for tight checks.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -176,6 +177,84 @@ def _name(detector: Detector) -> str:
     return getattr(detector, "registry_name", type(detector).__name__)
 
 
+# ------------------------------------------------------- batch assembly
+@dataclass
+class _Instances:
+    """Zero-padded dense instances, to assemble new batches from parts of old ones.
+
+    ``y [K, Nr]``, ``H [K, Nr, Nt]``, ``noise_var``, ``num_users``, ``num_antennas`` ``[K]``,
+    ``label [K, Nt]`` and ``snr_db [K]`` (or ``None``). Entries beyond each instance's
+    counts are ignored by :meth:`MIMOGraph.from_dense`.
+    """
+
+    y: Tensor
+    H: Tensor
+    noise_var: Tensor
+    num_users: Tensor
+    num_antennas: Tensor
+    label: Tensor | None
+    snr_db: Tensor | None
+
+    @property
+    def size(self) -> int:
+        return self.num_users.numel()
+
+    @classmethod
+    def of(cls, graph: MIMOGraph) -> "_Instances":
+        view = graph.dense()
+        return cls(view.y, view.H, graph.noise_var, graph.num_users, graph.num_antennas,
+                   graph.dense_labels(0) if "label" in graph[USER] else None,
+                   graph.snr_db if _has(graph, "snr_db") else None)
+
+    def _map(self, function) -> "_Instances":
+        return _Instances(*(None if value is None else function(name, value)
+                            for name, value in vars(self).items()))
+
+    def take(self, index: Tensor) -> "_Instances":
+        return self._map(lambda name, value: value[index])
+
+    def padded(self, nr: int, nt: int) -> "_Instances":
+        pads = {"y": (0, nr - self.y.shape[1]), "label": (0, nt - self.H.shape[2]),
+                "H": (0, nt - self.H.shape[2], 0, nr - self.H.shape[1])}
+        return self._map(lambda name, value: torch.nn.functional.pad(value, pads[name])
+                         if name in pads else value)
+
+    @staticmethod
+    def cat(parts: list["_Instances"]) -> "_Instances":
+        nr = max(part.H.shape[1] for part in parts)
+        nt = max(part.H.shape[2] for part in parts)
+        parts = [part.padded(nr, nt) for part in parts]
+        return _Instances(*(None if values[0] is None else torch.cat(values)
+                            for values in zip(*(vars(part).values() for part in parts))))
+
+    @staticmethod
+    def block_diagonal(first: "_Instances", second: "_Instances") -> "_Instances":
+        """Pairs of instances as one larger instance: ``H = [[H_a, 0], [0, H_b]]``,
+        ``y = [y_a; y_b]``, users and antennas of ``a`` then ``b``; σ² and SNR of ``a``.
+        Counts add, so ``Nt ≤ Nr`` is preserved. Vectorised with gathers."""
+        nr, nt = first.H.shape[1:]
+        device = first.H.device
+        rows, cols = torch.arange(2 * nr, device=device), torch.arange(2 * nt, device=device)
+        in_a_row, in_a_col = rows < first.num_antennas[:, None], cols < first.num_users[:, None]
+        # position inside the source instance (clamped entries lie beyond the counts: ignored)
+        row = torch.where(in_a_row, rows, rows - first.num_antennas[:, None]).clamp(0, nr - 1)
+        col = torch.where(in_a_col, cols, cols - first.num_users[:, None]).clamp(0, nt - 1)
+        k = torch.arange(first.size, device=device)[:, None, None]
+        block_a = in_a_row[:, :, None] & in_a_col[:, None, :]
+        block_b = ~in_a_row[:, :, None] & ~in_a_col[:, None, :]
+        H = torch.where(block_a, first.H[k, row[:, :, None], col[:, None, :]],
+                        torch.where(block_b, second.H[k, row[:, :, None], col[:, None, :]], 0))
+        y = torch.where(in_a_row, first.y.gather(1, row), second.y.gather(1, row))
+        label = None if first.label is None else torch.where(
+            in_a_col, first.label.gather(1, col), second.label.gather(1, col))
+        return _Instances(y, H, first.noise_var, first.num_users + second.num_users,
+                          first.num_antennas + second.num_antennas, label, first.snr_db)
+
+    def graph(self, qam: int | None) -> MIMOGraph:
+        return MIMOGraph.from_dense(self.y, self.H, self.noise_var, self.num_users, self.num_antennas,
+                                    label=self.label, snr_db=self.snr_db, qam=qam)
+
+
 # --------------------------------------------------------------- properties
 def assert_permutation_equivariant(detector: Detector, graph: MIMOGraph, seed: int = 0, *,
                                    permute_antennas: bool = False, atol: float | None = None,
@@ -228,9 +307,11 @@ def assert_batch_independent(detector: Detector, graph: MIMOGraph, seed: int = 0
        batch of one, built with :meth:`~gnnmimo.graph.MIMOGraph.select`, so
        with no padding);
     2. on a **different, shuffled batch of mixed sizes**: a random subset of
-       the instances (always including the chosen ones) plus truncated copies
-       of random instances (their first ``⌈Nt/2⌉`` users — new, smaller
-       batch-mates), in random order.
+       the instances (always including the chosen ones), new smaller
+       batch-mates (random instances cut to their first ``⌈Nt/2⌉`` users)
+       and, if the detector accepts mixed ``Nr``, new larger ones (pairs of
+       instances merged block-diagonally, ``[[H_a, 0], [0, H_b]]``, which
+       changes the padded sizes ``Nt_max`` and ``Nr_max``), in random order.
 
     Every original instance in these runs must reproduce its reference
     probabilities ``[Nt_b, T, M]``. One detector call per chosen instance
@@ -269,26 +350,28 @@ def assert_batch_independent(detector: Detector, graph: MIMOGraph, seed: int = 0
                 f"{name} is not batch independent: instance {b} run alone differs from the "
                 f"same instance in its batch of {batch}")
 
-    # a different batch: chosen + a random subset of the rest + truncated copies, shuffled
+    # a different batch: chosen + a random subset of the rest + smaller and larger batch-mates
     rest = torch.randperm(batch, generator=generator).to(device)
     rest = rest[~torch.isin(rest, chosen)]
-    rest = rest[:int(torch.randint(0, rest.numel() + 1, (), generator=generator))]
-    originals = torch.cat([chosen, rest])
-    copies = torch.randint(0, batch, (max(1, batch // 2),), generator=generator).to(device)
-    rows = torch.cat([originals, copies])
-    counts = torch.cat([graph.num_users[originals], (graph.num_users[copies] + 1) // 2])
-    shuffle = torch.randperm(rows.numel(), generator=generator).to(device)
-    rows, counts, is_original = rows[shuffle], counts[shuffle], shuffle < originals.numel()
-    view = graph.dense()
-    mixed = MIMOGraph.from_dense(
-        view.y[rows], view.H[rows], graph.noise_var[rows], counts, graph.num_antennas[rows],
-        label=graph.dense_labels(0)[rows] if "label" in graph[USER] else None,
-        snr_db=graph.snr_db[rows] if _has(graph, "snr_db") else None, qam=getattr(graph, "qam", None))
+    keep = int(torch.randint(int(chosen.numel() == 0), rest.numel() + 1, (), generator=generator))
+    originals = torch.cat([chosen, rest[:keep]])
+    everything = _Instances.of(graph)
+    smaller = everything.take(torch.randint(0, batch, (max(1, batch // 2),), generator=generator).to(device))
+    smaller.num_users = (smaller.num_users + 1) // 2
+    parts = [everything.take(originals), smaller]
+    if detector.supports_mixed_antennas:
+        pairs = torch.randint(0, batch, (2, max(1, batch // 4)), generator=generator).to(device)
+        parts.append(_Instances.block_diagonal(everything.take(pairs[0]), everything.take(pairs[1])))
+    source = torch.cat([originals, torch.full((sum(p.size for p in parts[1:]),), -1, device=device)])
+    shuffle = torch.randperm(source.numel(), generator=generator).to(device)
+    mixed = _Instances.cat(parts).take(shuffle).graph(getattr(graph, "qam", None))
+    source = source[shuffle]
     instance = mixed.user_batch
-    compare(mixed, ptr[rows[instance]] + mixed.user_index, is_original[instance],
+    compare(mixed, ptr[source[instance].clamp(min=0)] + mixed.user_index, source[instance] >= 0,
             f"{name} is not batch independent: instances {originals.tolist()} give different "
-            f"outputs in a shuffled batch of {rows.numel()} with batch-mates of other sizes "
-            f"(row order {rows.tolist()}, user counts {counts.tolist()})")
+            f"outputs in a shuffled batch of {source.numel()} with batch-mates of other sizes "
+            f"(instance order {source.tolist()} with -1 for new batch-mates, user counts "
+            f"{mixed.num_users.tolist()}, antenna counts {mixed.num_antennas.tolist()})")
 
 
 def assert_well_formed(detection: Detection, graph: MIMOGraph, *, atol: float = 1e-4,

@@ -99,12 +99,13 @@ def _low(count: int | tuple[int, int]) -> int:
 
 
 # --------------------------------------------------------------- strategies
-@st.composite
-def channel_models(draw, kinds: str | Sequence[str] | SearchStrategy = CHANNEL_KINDS,
+# Arguments are checked when a strategy is built (a bad argument raises at once, not
+# inside a Hypothesis run); the drawing happens in the inner composites.
+def channel_models(kinds: str | Sequence[str] | SearchStrategy = CHANNEL_KINDS,
                    rho: float | tuple[float, float] | SearchStrategy = (0.1, 0.9),
                    csi_error: float | tuple[float, float] | SearchStrategy = (0.0, 0.3),
-                   mixed_rho: bool = False) -> ChannelModel:
-    """Draw a :class:`~gnnmimo.channels.ChannelModel`.
+                   mixed_rho: bool = False) -> SearchStrategy[ChannelModel]:
+    """Strategy of :class:`~gnnmimo.channels.ChannelModel`.
 
     Args:
         kinds: the channel kinds to choose from (``"iid"``, ``"kronecker"``,
@@ -116,10 +117,17 @@ def channel_models(draw, kinds: str | Sequence[str] | SearchStrategy = CHANNEL_K
         csi_error: ``ε²``, the relative channel-estimation error power.
         mixed_rho: draw a per-instance range of ``ρ`` instead of one value.
     """
-    kind = draw(choice(kinds, "kinds"))
-    correlation = 0.0 if kind == "iid" else draw(ranged(rho, mixed_rho, integer=False, name="rho"))
-    error = draw(ranged(csi_error, False, integer=False, name="csi_error"))
-    return ChannelModel(kind=kind, rho=correlation, csi_error=error)
+    kind_strategy = choice(kinds, "kinds")
+    rho_strategy = ranged(rho, mixed_rho, integer=False, name="rho")
+    error_strategy = ranged(csi_error, False, integer=False, name="csi_error")
+
+    @st.composite
+    def draw_channel(draw) -> ChannelModel:
+        kind = draw(kind_strategy)
+        correlation = 0.0 if kind == "iid" else draw(rho_strategy)
+        return ChannelModel(kind=kind, rho=correlation, csi_error=draw(error_strategy))
+
+    return draw_channel()
 
 
 def _channels(value: Any) -> SearchStrategy:
@@ -138,17 +146,15 @@ def _channels(value: Any) -> SearchStrategy:
                     f"got {value!r}")
 
 
-@st.composite
-def mimo_configs(draw,
-                 nr: int | tuple[int, int] | SearchStrategy = (2, 16),
+def mimo_configs(nr: int | tuple[int, int] | SearchStrategy = (2, 16),
                  nt: int | tuple[int, int] | SearchStrategy | None = None,
                  qam: int | Sequence[int] | SearchStrategy = DEFAULT_QAM,
                  channels: str | ChannelModel | Sequence | SearchStrategy | None = None,
                  snr_db: float | tuple[float, float] | SearchStrategy = (0.0, 30.0),
                  mixed_nt: bool = True, mixed_nr: bool = False, mixed_snr: bool = True,
                  precision: str | Sequence[str] | SearchStrategy = "single",
-                 device: str | torch.device = "cpu") -> MIMOSampler:
-    """Draw a MIMO configuration, as the :class:`~gnnmimo.sampling.MIMOSampler` that realises it.
+                 device: str | torch.device = "cpu") -> SearchStrategy[MIMOSampler]:
+    """Strategy of MIMO configurations, as the :class:`~gnnmimo.sampling.MIMOSampler` realising each.
 
     Args:
         nr: receive antennas ``Nr`` (per instance when ``mixed_nr``).
@@ -168,21 +174,28 @@ def mimo_configs(draw,
         precision: ``"single"`` (complex64) or ``"double"`` (complex128).
         device: where the sampler builds its tensors.
 
-    Returns:
-        a :class:`~gnnmimo.sampling.MIMOSampler`.
+    Raises:
+        TypeError, ValueError: at once, for an argument of the wrong form.
     """
-    antennas = draw(ranged(nr, mixed_nr, integer=True, name="nr"))
-    users = draw(ranged((1, _low(antennas)) if nt is None else nt, mixed_nt, integer=True, name="nt"))
-    return MIMOSampler(
-        nr=antennas, nt=users, qam=draw(choice(qam, "qam")),
-        snr_db=draw(ranged(snr_db, mixed_snr, integer=False, name="snr_db")),
-        channel=draw(_channels(channels)), precision=draw(choice(precision, "precision")),
-        device=device)
+    nr_strategy = ranged(nr, mixed_nr, integer=True, name="nr")
+    nt_strategy = None if nt is None else ranged(nt, mixed_nt, integer=True, name="nt")
+    qam_strategy, channel_strategy = choice(qam, "qam"), _channels(channels)
+    snr_strategy = ranged(snr_db, mixed_snr, integer=False, name="snr_db")
+    precision_strategy = choice(precision, "precision")
+
+    @st.composite
+    def draw_config(draw) -> MIMOSampler:
+        antennas = draw(nr_strategy)
+        users = draw(nt_strategy if nt_strategy is not None
+                     else ranged((1, _low(antennas)), mixed_nt, integer=True, name="nt"))
+        return MIMOSampler(nr=antennas, nt=users, qam=draw(qam_strategy), snr_db=draw(snr_strategy),
+                           channel=draw(channel_strategy), precision=draw(precision_strategy),
+                           device=device)
+
+    return draw_config()
 
 
-@st.composite
-def mimo_batches(draw,
-                 nr: int | tuple[int, int] | SearchStrategy = (2, 16),
+def mimo_batches(nr: int | tuple[int, int] | SearchStrategy = (2, 16),
                  nt: int | tuple[int, int] | SearchStrategy | None = None,
                  qam: int | Sequence[int] | SearchStrategy = DEFAULT_QAM,
                  channels: str | ChannelModel | Sequence | SearchStrategy | None = None,
@@ -190,8 +203,8 @@ def mimo_batches(draw,
                  batch_size: int | tuple[int, int] | SearchStrategy = (1, 8),
                  mixed_nt: bool = True, mixed_nr: bool = False, mixed_snr: bool = True,
                  precision: str | Sequence[str] | SearchStrategy = "single",
-                 device: str | torch.device = "cpu") -> MIMOGraph:
-    """Draw a batch of MIMO instances as a :class:`~gnnmimo.graph.MIMOGraph`.
+                 device: str | torch.device = "cpu") -> SearchStrategy[MIMOGraph]:
+    """Strategy of batches of MIMO instances, as :class:`~gnnmimo.graph.MIMOGraph`.
 
     Draws a configuration with :func:`mimo_configs` (same arguments), a batch
     size ``B`` and a seed, and samples ``B`` instances ``y = Hx + n`` with
@@ -200,15 +213,19 @@ def mimo_batches(draw,
     ``config.sample(B, config.generator(seed))``.
 
     Returns:
-        a :class:`~gnnmimo.graph.MIMOGraph` of ``B`` instances: user nodes
-        ``[N_u]`` with ``label``, antenna nodes ``[N_a]`` with ``y``, bipartite
-        edges with ``h``, graph-level ``noise_var``, ``snr_db``,
-        ``num_users`` and ``num_antennas`` ``[B]``.
+        a strategy of :class:`~gnnmimo.graph.MIMOGraph` of ``B`` instances:
+        user nodes ``[N_u]`` with ``label``, antenna nodes ``[N_a]`` with
+        ``y``, bipartite edges with ``h``, graph-level ``noise_var``,
+        ``snr_db``, ``num_users`` and ``num_antennas`` ``[B]``.
     """
-    config = draw(mimo_configs(nr=nr, nt=nt, qam=qam, channels=channels, snr_db=snr_db,
-                               mixed_nt=mixed_nt, mixed_nr=mixed_nr, mixed_snr=mixed_snr,
-                               precision=precision, device=device))
-    size = draw(ranged(batch_size, False, integer=True, name="batch_size"))
-    seed = draw(st.integers(0, MAX_SEED))
-    note(f"MIMO batch: {config!r}, batch_size={size}, seed={seed}")
-    return config.sample(size, config.generator(seed))
+    configs = mimo_configs(nr=nr, nt=nt, qam=qam, channels=channels, snr_db=snr_db, mixed_nt=mixed_nt,
+                           mixed_nr=mixed_nr, mixed_snr=mixed_snr, precision=precision, device=device)
+    sizes = ranged(batch_size, False, integer=True, name="batch_size")
+
+    @st.composite
+    def draw_batch(draw) -> MIMOGraph:
+        config, size, seed = draw(configs), draw(sizes), draw(st.integers(0, MAX_SEED))
+        note(f"MIMO batch: {config!r}, batch_size={size}, seed={seed}")
+        return config.sample(size, config.generator(seed))
+
+    return draw_batch()
