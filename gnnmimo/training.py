@@ -278,6 +278,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.detector.parameters(), lr=config.lr)
         self.scheduler = self._make_scheduler()
         self.step, self.history, self.best_val_loss = 0, [], math.inf
+        self.running_loss = (0.0, 0)  # (sum, count) of training losses since the last validation
+        self.elapsed = 0.0  # seconds spent in training steps, over all sessions
         self._stop_requested = False
         self.validation = self._validation_set()
         if checkpoint is not None:
@@ -373,19 +375,21 @@ class Trainer:
         """Train up to ``config.steps``; returns the last validation record (or ``{}``)."""
         c = self.config
         checkpoint_every = c.checkpoint_every or c.eval_every
-        running, count, started = 0.0, 0, time.perf_counter()
         self._stop_requested = False
         with _stop_on_sigint(self), tqdm(total=c.steps, initial=self.step, disable=not self.progress,
                                          desc=f"train {c.detector}", dynamic_ncols=True) as bar:
             while self.step < c.steps and not self._stop_requested:
+                tick = time.perf_counter()
                 loss = self.train_step()
+                self.elapsed += time.perf_counter() - tick
                 self.step += 1
-                running, count = running + loss, count + 1
+                total, count = self.running_loss
+                self.running_loss = (total + loss, count + 1)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
                 if self.step % c.eval_every == 0 or self.step == c.steps:
-                    self._evaluate(running / count, time.perf_counter() - started)
-                    running, count = 0.0, 0
+                    self._evaluate(self.running_loss[0] / self.running_loss[1])
+                    self.running_loss = (0.0, 0)
                 if self.out and (self.step % checkpoint_every == 0 or self.step == c.steps):
                     self.save()
                 if on_step is not None:
@@ -398,13 +402,13 @@ class Trainer:
                 self.log(f"interrupted at step {self.step}")
         return self.history[-1] if self.history else {}
 
-    def _evaluate(self, train_loss: float, seconds: float) -> None:
+    def _evaluate(self, train_loss: float) -> None:
         result = self.validate()
         if self.scheduler is not None and self.config.schedule == "plateau":
             self.scheduler.step(result["loss"])
         self.best_val_loss = min(self.best_val_loss, result["loss"])
         record = {"step": self.step, "train_loss": train_loss, "val_loss": result["loss"],
-                  "val_ser": result["ser"], "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds}
+                  "val_ser": result["ser"], "lr": self.optimizer.param_groups[0]["lr"], "seconds": self.elapsed}
         self.history.append(record)
         ser = " ".join(f"{nt}:{s:.2e}" for nt, s in result["ser"].items())
         self.log(f"step {self.step}: train {train_loss:.4f} val {result['loss']:.4f} "
@@ -417,6 +421,8 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                 "rng": {"data": self.generator.get_state(), "torch": torch.get_rng_state()},
                 "history": self.history,
+                "running_loss": list(self.running_loss),
+                "elapsed": self.elapsed,
                 "best_val_loss": self.best_val_loss}
 
     def save(self, path: str | Path | None = None) -> None:
@@ -436,6 +442,7 @@ class Trainer:
         self.generator.set_state(state["rng"]["data"])
         torch.set_rng_state(state["rng"]["torch"])
         self.step, self.history, self.best_val_loss = state["step"], state["history"], state["best_val_loss"]
+        self.running_loss, self.elapsed = tuple(state["running_loss"]), state["elapsed"]
 
 
 @contextlib.contextmanager

@@ -1,0 +1,216 @@
+"""Training and checkpoints: eq. 13, learning, exact resume, config checks, atomic writes, loading."""
+import os
+import signal
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import zoo
+from gnnmimo import checkpoint as ckpt
+from gnnmimo.checkpoint import load_checkpoint, load_weights, read_checkpoint, save_checkpoint
+from gnnmimo.cli import main as cli_main
+from gnnmimo.graph import USER
+from gnnmimo.sampling import MIMOSampler
+from gnnmimo.training import TrainConfig, Trainer, auto_snr_ranges, concat_graphs, detection_loss
+
+TINY_MODEL = {"nr": 4, "d_model": 8, "heads": 2, "blocks": 2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The models here are tiny: a second thread only adds contention on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(**changes) -> TrainConfig:
+    base = dict(detector="remimo", options=TINY_MODEL, qam=4, nr=4, nt=(2, 3), snr=(5.0, 15.0), steps=6,
+                batch_size=16, lr=3e-3, eval_every=3, val_size=32)
+    return TrainConfig(**{**base, **changes})
+
+
+def quiet(config, out=None, resume=False) -> Trainer:
+    return Trainer(config, out, resume=resume, progress=False, log=lambda line: None)
+
+
+def mixed_batch(seed=0):
+    sampler = MIMOSampler(4, (1, 4), 4, snr_db=(0.0, 20.0))
+    return sampler.sample(9, sampler.generator(seed))
+
+
+# ---------------------------------------------------------------------- loss
+def test_loss_is_eq_13_on_a_mixed_batch():
+    graph = mixed_batch()
+    logits = torch.randn(3, graph[USER].num_nodes, 4, generator=torch.Generator().manual_seed(0))
+    ce = F.cross_entropy(logits.transpose(1, 2), graph[USER].label.expand(3, -1), reduction="none")
+    per_instance = graph.users_to_dense(ce.T).sum(1) / graph.num_users[:, None]        # [B, T]
+    torch.testing.assert_close(detection_loss(logits, graph), per_instance.mean(1).mean())
+    torch.testing.assert_close(detection_loss(logits, graph, "last"), per_instance[:, -1].mean())
+
+
+def test_loss_is_the_mean_cross_entropy_when_nt_is_fixed():
+    sampler = MIMOSampler(4, 3, 4)
+    graph = sampler.sample(5, sampler.generator(0))
+    logits = torch.randn(2, 15, 4)
+    expected = F.cross_entropy(logits.reshape(-1, 4), graph[USER].label.repeat(2))
+    torch.testing.assert_close(detection_loss(logits, graph), expected)
+
+
+# ---------------------------------------------------------------------- data
+def test_auto_snr_ranges_sit_on_the_published_lmmse_curve():
+    # published LMMSE at Nr = 8, Nt = 4, 16-QAM: SER 1e-1 at ≈ 11.9 dB, 1e-3 at ≈ 19.6 dB
+    ranges = auto_snr_ranges(MIMOSampler(8, 4, 16), [4])
+    low, high = ranges[4]
+    assert 11.0 <= low <= 12.5 and 19.0 <= high <= 21.0, ranges
+
+
+def test_mixed_minibatches_mix_user_counts_with_their_own_snr_ranges():
+    trainer = quiet(tiny(nt=(1, 4), nt_mode="mixed", batch_size=64, snr=(0.0, 1.0)))
+    trainer.snr_ranges = {1: (0.0, 1.0), 2: (10.0, 11.0), 3: (20.0, 21.0), 4: (30.0, 31.0)}
+    trainer._snr_table = torch.tensor([trainer.snr_ranges[n] for n in range(1, 5)])
+    graph = trainer.sample_batch()
+    assert graph.num_instances == 64 and len(graph.num_users.unique()) > 1
+    low = 10.0 * (graph.num_users - 1)
+    assert ((graph.snr_db >= low) & (graph.snr_db <= low + 1)).all()
+
+
+def test_concat_graphs_keeps_every_instance():
+    a, b = mixed_batch(0), MIMOSampler(6, 5, 4).sample(3, torch.Generator().manual_seed(1))
+    joined = concat_graphs([a, b])
+    assert joined.num_users.tolist() == a.num_users.tolist() + b.num_users.tolist()
+    first, second = joined.select(torch.arange(9)), joined.select(torch.arange(9, 12))
+    for part, original in ((first, a), (second, b)):
+        torch.testing.assert_close(part.dense().H, original.dense().H)
+        torch.testing.assert_close(part.dense().y, original.dense().y)
+        assert torch.equal(part[USER].label, original[USER].label)
+
+
+# ------------------------------------------------------------------ training
+def test_a_tiny_training_run_decreases_the_loss():
+    trainer = quiet(tiny(options={**TINY_MODEL, "d_model": 32}, steps=60, eval_every=60, batch_size=32,
+                         val_size=64))
+    before = trainer.validate()["loss"]
+    after = trainer.run()["val_loss"]
+    assert after < before - 0.3, (before, after)  # ≈ 1.40 → 0.77
+
+
+@pytest.mark.parametrize("mode, schedule", [("batch", "plateau"), ("mixed", "cosine")])
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mode, schedule):
+    config = tiny(nt_mode=mode, schedule=schedule, checkpoint_every=100)
+    straight = quiet(config, tmp_path / "straight.pt")
+    straight.run()
+
+    def interrupt(trainer):
+        if trainer.step == 4:
+            signal.raise_signal(signal.SIGINT)  # as Ctrl-C: finish the step, save, stop
+
+    first = quiet(config, tmp_path / "resumed.pt")
+    first.run(on_step=interrupt)
+    assert read_checkpoint(tmp_path / "resumed.pt")["state"]["step"] == 4
+    resumed = quiet(config, tmp_path / "resumed.pt", resume=True)
+    assert resumed.step == 4
+    resumed.run()
+
+    a, b = read_checkpoint(tmp_path / "straight.pt"), read_checkpoint(tmp_path / "resumed.pt")
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert str(a["state"]["optimizer"]) == str(b["state"]["optimizer"])
+    assert a["state"]["scheduler"] == b["state"]["scheduler"]
+    assert torch.equal(a["state"]["rng"]["data"], b["state"]["rng"]["data"])
+    drop_time = lambda history: [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+    assert drop_time(a["state"]["history"]) == drop_time(b["state"]["history"])
+
+
+def test_checkpoints_carry_the_full_configuration(tmp_path):
+    trainer = quiet(tiny(), tmp_path / "run.pt")
+    trainer.run()
+    saved = read_checkpoint(tmp_path / "run.pt")
+    assert saved["detector"] == {"name": "remimo", "qam": 4, "options": {**TINY_MODEL, "te_dim": None,
+                                                                         "attention": "dense"}}
+    assert saved["system"] == {"nr": 4, "nt": [2, 3], "qam": 4,
+                               "channel": {"kind": "iid", "rho": 0.0, "csi_error": 0.0}}
+    assert saved["training"]["lr"] == 3e-3 and saved["training"]["snr_ranges"] == {"2": [5.0, 15.0],
+                                                                                  "3": [5.0, 15.0]}
+    assert saved["library_version"] and saved["state"]["step"] == 6
+    assert set(saved["state"]) >= {"optimizer", "scheduler", "rng", "history"}
+
+
+# ---------------------------------------------------------- mismatches, loading
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    trainer = quiet(tiny(), path)
+    trainer.run()
+    return path, trainer.detector
+
+
+def test_resuming_into_a_different_configuration_raises(trained, tmp_path):
+    path, _ = trained
+    with pytest.raises(ValueError, match=r"qam: 4 vs 16"):
+        quiet(tiny(qam=16), path, resume=True)
+    with pytest.raises(ValueError, match=r"options.d_model: 8 vs 16"):
+        quiet(tiny(options={**TINY_MODEL, "d_model": 16}), path, resume=True)
+    assert quiet(tiny(steps=9), path, resume=True).step == 6  # more steps is fine
+
+
+@pytest.mark.parametrize("name, qam, options, message", [
+    ("remimo", 16, TINY_MODEL, r"qam: 4 vs 16"),
+    ("remimo", 4, {**TINY_MODEL, "nr": 6}, r"options.nr: 4 vs 6"),
+    ("remimo", 4, {**TINY_MODEL, "d_model": 12}, r"options.d_model: 8 vs 12"),
+    ("mmse", 4, {}, r"name: 'remimo' vs 'mmse'"),
+])
+def test_loading_into_a_mismatched_detector_says_what_differs(trained, name, qam, options, message):
+    path, _ = trained
+    with pytest.raises(ValueError, match=message):
+        load_weights(zoo.create(name, qam, **options), read_checkpoint(path))
+
+
+def test_load_checkpoint_by_path_and_by_pretrained_name(trained, tmp_path, monkeypatch):
+    path, detector = trained
+    monkeypatch.setattr(ckpt, "PRETRAINED_DIR", tmp_path)
+    (tmp_path / "tiny-remimo.pt").write_bytes(path.read_bytes())
+    graph = MIMOSampler(4, (2, 3), 4, snr_db=10.0).sample(8, torch.Generator().manual_seed(0))
+    expected = detector.detect(graph).logits
+    for loaded in (load_checkpoint(path), load_checkpoint("tiny-remimo"),
+                   load_checkpoint("tiny-remimo", attention="graph")):
+        assert not loaded.training
+        torch.testing.assert_close(loaded.detect(graph).logits, expected, rtol=1e-4, atol=1e-5)
+    assert load_checkpoint("tiny-remimo").checkpoint_label == "tiny-remimo"
+    with pytest.raises(FileNotFoundError, match="pretrained: tiny-remimo"):
+        load_checkpoint("no-such-model")
+    with pytest.raises(ValueError, match="do not fit"):
+        load_checkpoint(path, d_model=16)
+
+
+def test_checkpoint_writes_are_atomic(trained, tmp_path, monkeypatch):
+    _, detector = trained
+    target = tmp_path / "model.pt"
+    save_checkpoint(target, detector)
+    good = target.read_bytes()
+
+    def broken_save(payload, handle):
+        handle.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(target, detector)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path / "new.pt", detector)
+    assert target.read_bytes() == good
+    assert sorted(os.listdir(tmp_path)) == ["model.pt"]
+
+
+# ----------------------------------------------------------------------- CLI
+def test_cli_train_writes_a_checkpoint_and_refuses_a_mismatched_resume(tmp_path):
+    out = tmp_path / "cli.pt"
+    common = ["train", "--detector", "remimo", "--nr", "4", "--nt", "2:3", "--snr", "5:15", "--steps", "2",
+              "--eval-every", "2", "--batch-size", "8", "--val-size", "8", "--d-model", "8", "--heads", "2",
+              "--blocks", "2", "--out", str(out), "--no-progress"]
+    assert cli_main(common + ["--qam", "4"]) == 0
+    assert read_checkpoint(out)["detector"]["options"]["blocks"] == 2
+    with pytest.raises(SystemExit, match="qam: 4 vs 16"):
+        cli_main(common + ["--qam", "16", "--resume"])
