@@ -152,24 +152,41 @@ class MIMOGraph(HeteroData):
             y: ``[..., Nr]`` complex received samples.
             h: ``[..., Nr, Nt]`` complex channels.
             s: the noise: a variance (scalar or ``[...]``) or a covariance
-                ``[..., Nr, Nr]``. A non-scalar covariance ``S = L Lᴴ`` is
-                whitened (``y ← L⁻¹y``, ``H ← L⁻¹H``, σ² = 1).
+                ``[..., Nr, Nr]``, either broadcastable (as in Sionna, e.g. one
+                ``[Nr, Nr]`` for all instances). A non-scalar covariance
+                ``S = L Lᴴ`` is whitened (``y ← L⁻¹y``, ``H ← L⁻¹H``, σ² = 1).
+                An ``s`` shaped exactly like ``[...]`` is read as variances.
             **kwargs: passed to :meth:`from_dense` (e.g. ``label``, ``qam``).
 
         Leading dimensions ``[...]`` are flattened into the instance dimension.
+
+        Raises:
+            ValueError: on inconsistent shapes or a covariance that is not
+                positive definite (and as :meth:`from_dense`).
         """
         if h.dim() < 2 or y.shape != h.shape[:-1]:
             raise ValueError(f"expected y [..., Nr] and h [..., Nr, Nt], got {tuple(y.shape)} "
                              f"and {tuple(h.shape)}")
         nr, nt = h.shape[-2:]
+        batch_shape = y.shape[:-1]
         s = torch.as_tensor(s, device=h.device)
-        if s.dim() >= 2 and s.shape[-2:] == (nr, nr) and s.shape[:-2] == y.shape[:-1]:
-            chol = torch.linalg.cholesky(s.to(h.dtype))
+        covariance = s.dim() >= 2 and s.shape[-2:] == (nr, nr) and s.shape != batch_shape
+        target = (*batch_shape, nr, nr) if covariance else batch_shape
+        try:
+            s = s.expand(target)
+        except RuntimeError:
+            raise ValueError(f"s must be a noise variance broadcastable to {tuple(batch_shape)} or a "
+                             f"covariance broadcastable to {(*batch_shape, nr, nr)}, got "
+                             f"{tuple(s.shape)}") from None
+        if covariance:
+            chol, info = torch.linalg.cholesky_ex(s.to(h.dtype))
+            if (info != 0).any():
+                raise ValueError(f"noise covariance s is not positive definite at "
+                                 f"{(info != 0).nonzero()[:5].tolist()} (index into [...])")
             h = torch.linalg.solve_triangular(chol, h, upper=False)
             y = torch.linalg.solve_triangular(chol, y[..., None], upper=False)[..., 0]
-            s = torch.ones((), device=h.device)
-        noise = s.expand(y.shape[:-1]).reshape(-1) if s.dim() else s
-        return cls.from_dense(y.reshape(-1, nr), h.reshape(-1, nr, nt), noise, **kwargs)
+            s = torch.ones(batch_shape, device=h.device)
+        return cls.from_dense(y.reshape(-1, nr), h.reshape(-1, nr, nt), s.reshape(-1), **kwargs)
 
     # -------------------------------------------------------------- validation
     def validate(self, raise_on_error: bool = True) -> bool:
