@@ -138,6 +138,15 @@ def test_from_sionna_layout():
     torch.testing.assert_close(MIMOGraph.from_sionna(y, h, s).noise_var, s.reshape(6))
     with pytest.raises(ValueError, match="expected y"):
         MIMOGraph.from_sionna(y[..., :3], h, 0.1)
+    # one covariance broadcast to every instance, as Sionna allows
+    S = 0.3 * torch.eye(4, dtype=torch.complex64)
+    whitened = MIMOGraph.from_sionna(y, h, S)
+    torch.testing.assert_close(whitened.dense().H, h.reshape(6, 4, 2) / 0.3 ** 0.5)
+    torch.testing.assert_close(whitened.noise_var, torch.ones(6))
+    with pytest.raises(ValueError, match=r"s must be a noise variance broadcastable to \(2, 3\)"):
+        MIMOGraph.from_sionna(y, h, torch.ones(3, 2))
+    with pytest.raises(ValueError, match="not positive definite"):
+        MIMOGraph.from_sionna(y, h, -S)
 
 
 def test_from_sionna_whitens_a_noise_covariance():
