@@ -222,6 +222,31 @@ def test_permute_users_keeps_the_model():
         assert torch.equal(permuted[key], graph[key])
 
 
+def test_block_diagonal_batch_mates_are_consistent_instances():
+    """The larger batch-mates of the batch-independence check, ``[[H_a, 0], [0, H_b]]``, keep
+    ``y − Hx = [n_a; n_b]`` with the merged labels, and their counts add."""
+    from gnnmimo.testing.properties import _Instances
+
+    graph = batch(nr=(2, 6), nt=(1, 2), size=12, precision="double")
+    parts = _Instances.of(graph)
+    first, second = torch.arange(6), torch.arange(6, 12)
+    merged = _Instances.block_diagonal(parts.take(first), parts.take(second)).graph(graph.qam)
+    assert torch.equal(merged.num_users, graph.num_users[first] + graph.num_users[second])
+    assert torch.equal(merged.num_antennas, graph.num_antennas[first] + graph.num_antennas[second])
+    qam = QAM(16)
+
+    def noise(g):
+        view = g.dense()
+        x = qam.symbols(g.dense_labels(0), view.H.dtype) * view.user_mask
+        return (view.y - (view.H @ x[..., None])[..., 0])[view.antenna_mask]
+
+    n = noise(graph)
+    antenna_ptr = graph["antenna"].ptr
+    expected = torch.cat([torch.cat([n[antenna_ptr[a]:antenna_ptr[a + 1]], n[antenna_ptr[b]:antenna_ptr[b + 1]]])
+                          for a, b in zip(first.tolist(), second.tolist())])
+    torch.testing.assert_close(noise(merged), expected)
+
+
 # ------------------------------------------------------------- strategies
 @given(mimo_batches(nr=6, nt=3, qam=64, channels="iid", snr_db=12.0, batch_size=5, precision="double"))
 def test_fixed_arguments_are_honoured(graph):

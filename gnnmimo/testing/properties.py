@@ -68,115 +68,6 @@ def _has(graph: MIMOGraph, key: str) -> bool:
     return key in graph
 
 
-# -------------------------------------------------------------- permutation
-def within_instance_permutation(counts: Tensor, size: int, generator: torch.Generator) -> Tensor:
-    """Independent random permutations of ``0 … n_b−1``, one per instance.
-
-    Args:
-        counts: ``[B]`` sizes ``n_b ≤ size``.
-        size: the padded size.
-        generator: a CPU random stream.
-
-    Returns:
-        ``[B, size]`` long: row ``b`` holds a permutation of ``0 … n_b−1`` in
-        its first ``n_b`` entries and the identity on the padding. Random keys
-        are sorted, with padded keys above all real ones (no loop).
-    """
-    keys = torch.rand(counts.numel(), size, generator=generator).to(counts.device)
-    real = torch.arange(size, device=counts.device) < counts[:, None]
-    return torch.where(real, keys, 2.0).argsort(dim=1, stable=True)
-
-
-def permute_users(graph: MIMOGraph, seed: int = 0,
-                  antennas: bool = False) -> tuple[MIMOGraph, Tensor, Tensor | None]:
-    """Relabel the users (and optionally the antennas) of every instance independently.
-
-    Permutes the columns of each ``H`` (and the labels with them) and, with
-    ``antennas``, the rows of ``H`` and the entries of ``y``:
-    ``H'[b] = P_a H[b] P_u``, ``y'[b] = P_a y[b]``. σ², the counts, the SNR
-    and the constellation are kept.
-
-    Returns:
-        ``(permuted, user_perm, antenna_perm)``: the new batch; ``[B, Nt_max]``
-        with user ``k`` of instance ``b`` in ``permuted`` being user
-        ``user_perm[b, k]`` of ``graph``; likewise ``[B, Nr_max]`` for the
-        antennas (``None`` unless ``antennas``).
-    """
-    generator = torch.Generator().manual_seed(seed)
-    view = graph.dense()
-    batch, nr, nt = view.H.shape
-    user_perm = within_instance_permutation(graph.num_users, nt, generator)
-    H = view.H.gather(2, user_perm[:, None, :].expand(batch, nr, nt))
-    y, antenna_perm = view.y, None
-    if antennas:
-        antenna_perm = within_instance_permutation(graph.num_antennas, nr, generator)
-        H = H.gather(1, antenna_perm[:, :, None].expand(batch, nr, nt))
-        y = y.gather(1, antenna_perm)
-    label = graph.dense_labels(0).gather(1, user_perm) if "label" in graph[USER] else None
-    permuted = MIMOGraph.from_dense(
-        y, H, graph.noise_var, graph.num_users, graph.num_antennas, label=label,
-        snr_db=graph.snr_db if _has(graph, "snr_db") else None, qam=getattr(graph, "qam", None))
-    return permuted, user_perm, antenna_perm
-
-
-def _unpermute(graph: MIMOGraph, user_perm: Tensor, values: Tensor) -> Tensor:
-    """Per-user ``values [N_u, ...]`` of the permuted batch → in ``graph``'s user order."""
-    dense = graph.users_to_dense(values)
-    index = user_perm.view(*user_perm.shape, *([1] * (dense.dim() - 2))).expand_as(dense)
-    return graph.users_from_dense(torch.empty_like(dense).scatter_(1, index, dense))
-
-
-# --------------------------------------------------------------- comparison
-def _default_atol(graph: MIMOGraph, atol: float | None) -> float:
-    if atol is not None:
-        return atol
-    return DEFAULT_ATOL.get(graph[CHANNEL].h.dtype, DEFAULT_ATOL[torch.complex64])
-
-
-def _describe_user(graph: MIMOGraph, user: int) -> str:
-    b = int(graph.user_batch[user])
-    label = (f"instance {b} user {int(graph.user_index[user])} "
-             f"(Nt={int(graph.num_users[b])}, Nr={int(graph.num_antennas[b])}")
-    if _has(graph, "snr_db"):
-        label += f", SNR={float(graph.snr_db[b]):.1f} dB"
-    return label + ")"
-
-
-def _assert_probs_close(expected: Tensor, actual: Tensor, graph: MIMOGraph, users: Tensor, *,
-                        atol: float, rtol: float, max_mismatch: float, failure: str) -> None:
-    """Compare per-user probabilities and explain the users that disagree.
-
-    Args:
-        expected, actual: ``[n, T, M]`` probabilities after each iteration.
-        graph, users: the batch and the ``[n]`` user nodes of it the rows describe.
-        max_mismatch: the fraction of users allowed to disagree.
-        failure: the first sentence of the message.
-    """
-    if expected.shape != actual.shape:
-        raise AssertionError(f"{failure}: outputs have shapes {tuple(expected.shape)} and "
-                             f"{tuple(actual.shape)} ([users, iterations, M])")
-    difference = (actual - expected).abs()
-    bad = ~(difference <= atol + rtol * expected.abs())  # NaN counts as a disagreement
-    bad_user = bad.flatten(1).any(1)
-    count = int(bad_user.sum())
-    if count <= max_mismatch * bad_user.numel():
-        return
-    worst = difference.nan_to_num(float("inf")).flatten(1).amax(1)
-    order = worst.masked_fill(~bad_user, -1.0).argsort(descending=True)[:min(count, SHOWN)]
-    lines = [f"{failure}: {count} of {bad_user.numel()} users differ by more than "
-             f"atol={atol:g} + rtol={rtol:g}·|p| (allowed fraction {max_mismatch:g})."]
-    for row in order.tolist():
-        want, got = expected[row, -1], actual[row, -1]
-        lines.append(f"  {_describe_user(graph, int(users[row]))}: max |Δp| = {float(worst[row]):.3g}; "
-                     f"final decision expected {int(want.argmax())} (p={float(want.max()):.3f}), "
-                     f"got {int(got.argmax())} (p={float(got.max()):.3f})")
-    raise AssertionError("\n".join(lines))
-
-
-def _name(detector: Detector) -> str:
-    return getattr(detector, "registry_name", type(detector).__name__)
-
-
 # ------------------------------------------------------- batch assembly
 @dataclass
 class _Instances:
@@ -253,6 +144,113 @@ class _Instances:
     def graph(self, qam: int | None) -> MIMOGraph:
         return MIMOGraph.from_dense(self.y, self.H, self.noise_var, self.num_users, self.num_antennas,
                                     label=self.label, snr_db=self.snr_db, qam=qam)
+
+
+# -------------------------------------------------------------- permutation
+def within_instance_permutation(counts: Tensor, size: int, generator: torch.Generator) -> Tensor:
+    """Independent random permutations of ``0 … n_b−1``, one per instance.
+
+    Args:
+        counts: ``[B]`` sizes ``n_b ≤ size``.
+        size: the padded size.
+        generator: a CPU random stream.
+
+    Returns:
+        ``[B, size]`` long: row ``b`` holds a permutation of ``0 … n_b−1`` in
+        its first ``n_b`` entries and the identity on the padding. Random keys
+        are sorted, with padded keys above all real ones (no loop).
+    """
+    keys = torch.rand(counts.numel(), size, generator=generator).to(counts.device)
+    real = torch.arange(size, device=counts.device) < counts[:, None]
+    return torch.where(real, keys, 2.0).argsort(dim=1, stable=True)
+
+
+def permute_users(graph: MIMOGraph, seed: int = 0,
+                  antennas: bool = False) -> tuple[MIMOGraph, Tensor, Tensor | None]:
+    """Relabel the users (and optionally the antennas) of every instance independently.
+
+    Permutes the columns of each ``H`` (and the labels with them) and, with
+    ``antennas``, the rows of ``H`` and the entries of ``y``:
+    ``H'[b] = P_a H[b] P_u``, ``y'[b] = P_a y[b]``. σ², the counts, the SNR
+    and the constellation are kept.
+
+    Returns:
+        ``(permuted, user_perm, antenna_perm)``: the new batch; ``[B, Nt_max]``
+        with user ``k`` of instance ``b`` in ``permuted`` being user
+        ``user_perm[b, k]`` of ``graph``; likewise ``[B, Nr_max]`` for the
+        antennas (``None`` unless ``antennas``).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    instances = _Instances.of(graph)
+    batch, nr, nt = instances.H.shape
+    user_perm = within_instance_permutation(graph.num_users, nt, generator)
+    instances.H = instances.H.gather(2, user_perm[:, None, :].expand(batch, nr, nt))
+    if instances.label is not None:
+        instances.label = instances.label.gather(1, user_perm)
+    antenna_perm = None
+    if antennas:
+        antenna_perm = within_instance_permutation(graph.num_antennas, nr, generator)
+        instances.H = instances.H.gather(1, antenna_perm[:, :, None].expand(batch, nr, nt))
+        instances.y = instances.y.gather(1, antenna_perm)
+    return instances.graph(getattr(graph, "qam", None)), user_perm, antenna_perm
+
+
+def _unpermute(graph: MIMOGraph, user_perm: Tensor, values: Tensor) -> Tensor:
+    """Per-user ``values [N_u, ...]`` of the permuted batch → in ``graph``'s user order."""
+    dense = graph.users_to_dense(values)
+    index = user_perm.view(*user_perm.shape, *([1] * (dense.dim() - 2))).expand_as(dense)
+    return graph.users_from_dense(torch.empty_like(dense).scatter_(1, index, dense))
+
+
+# --------------------------------------------------------------- comparison
+def _default_atol(graph: MIMOGraph, atol: float | None) -> float:
+    if atol is not None:
+        return atol
+    return DEFAULT_ATOL.get(graph[CHANNEL].h.dtype, DEFAULT_ATOL[torch.complex64])
+
+
+def _describe_user(graph: MIMOGraph, user: int) -> str:
+    b = int(graph.user_batch[user])
+    label = (f"instance {b} user {int(graph.user_index[user])} "
+             f"(Nt={int(graph.num_users[b])}, Nr={int(graph.num_antennas[b])}")
+    if _has(graph, "snr_db"):
+        label += f", SNR={float(graph.snr_db[b]):.1f} dB"
+    return label + ")"
+
+
+def _assert_probs_close(expected: Tensor, actual: Tensor, graph: MIMOGraph, users: Tensor, *,
+                        atol: float, rtol: float, max_mismatch: float, failure: str) -> None:
+    """Compare per-user probabilities and explain the users that disagree.
+
+    Args:
+        expected, actual: ``[n, T, M]`` probabilities after each iteration.
+        graph, users: the batch and the ``[n]`` user nodes of it the rows describe.
+        max_mismatch: the fraction of users allowed to disagree.
+        failure: the first sentence of the message.
+    """
+    if expected.shape != actual.shape:
+        raise AssertionError(f"{failure}: outputs have shapes {tuple(expected.shape)} and "
+                             f"{tuple(actual.shape)} ([users, iterations, M])")
+    difference = (actual - expected).abs()
+    bad = ~(difference <= atol + rtol * expected.abs())  # NaN counts as a disagreement
+    bad_user = bad.flatten(1).any(1)
+    count = int(bad_user.sum())
+    if count <= max_mismatch * bad_user.numel():
+        return
+    worst = difference.nan_to_num(float("inf")).flatten(1).amax(1)
+    order = worst.masked_fill(~bad_user, -1.0).argsort(descending=True)[:min(count, SHOWN)]
+    lines = [f"{failure}: {count} of {bad_user.numel()} users differ by more than "
+             f"atol={atol:g} + rtol={rtol:g}·|p| (allowed fraction {max_mismatch:g})."]
+    for row in order.tolist():
+        want, got = expected[row, -1], actual[row, -1]
+        lines.append(f"  {_describe_user(graph, int(users[row]))}: max |Δp| = {float(worst[row]):.3g}; "
+                     f"final decision expected {int(want.argmax())} (p={float(want.max()):.3f}), "
+                     f"got {int(got.argmax())} (p={float(got.max()):.3f})")
+    raise AssertionError("\n".join(lines))
+
+
+def _name(detector: Detector) -> str:
+    return getattr(detector, "registry_name", type(detector).__name__)
 
 
 # --------------------------------------------------------------- properties
