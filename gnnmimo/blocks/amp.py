@@ -77,6 +77,8 @@ def squared_channel(graph: MIMOGraph, w: Tensor, to: str) -> Tensor:
     sends ``(P, Q) = (½|h|² S, ½Re(h²) D)`` and the node gets
     ``(ΣP + ΣQ, ΣP − ΣQ)``.
     """
+    if to not in ("antenna", "user"):
+        raise ValueError(f"squared_channel sends to 'antenna' or 'user', got {to!r}")
     antenna, user = graph[CHANNEL].edge_index
     source, target, size = ((user, antenna, graph[ANTENNA].y.numel()) if to == "antenna"
                             else (antenna, user, graph[USER].num_nodes))
@@ -112,7 +114,7 @@ class AMPLinear(Block):
         noise_var = (graph.noise_var[graph.antenna_batch] / 2).to(y.dtype)[:, None]  # σr², [N_a, 1]
 
         antenna_var = squared_channel(graph, var, to="antenna")                       # V_a
-        residual = as_pairs(ops.residual(graph, as_complex(mean)))  # y − Σ B x̂
+        residual = as_pairs(ops.residual(graph, as_complex(mean)))                  # y − Σ B x̂
         if "antenna_residual" in state:
             previous = state["antenna_residual"] / (noise_var + state["antenna_var"])
             residual = residual + antenna_var * previous                              # y − Z_a
