@@ -1,0 +1,365 @@
+r"""Real-valued triangular models and tree searches (K-best, sphere decoding).
+
+Tree-search detectors work on the real-valued equivalent of design notes §2:
+``n = 2 Nt_max`` real unknowns, each from the √M-PAM alphabet ``A``
+(:attr:`QAM.pam`, ``P = √M`` values). A QR decomposition of the permuted
+real channel, ``H_r Π = Q R`` (``R`` upper triangular ``[n, n]``), turns the
+ML metric into a sum over the levels of a tree,
+
+.. math::
+    \|y_r - H_r x_r\|^2 = \|z - R u\|^2 + c
+        = c + \sum_{\ell=0}^{n-1} \Big(z_\ell - \sum_{j \ge \ell} R_{\ell j} u_j\Big)^2,
+
+with ``u = Πᵀ x_r`` (tree position ``ℓ`` holds real unknown ``perm[ℓ]``),
+``z = Qᵀ y_r`` and ``c = ‖y_r‖² − ‖z‖²`` (the energy outside the column
+space, the same for every candidate). The search starts at the root
+``ℓ = n − 1`` and ends at the leaves ``ℓ = 0``; the increment of level ``ℓ``
+only depends on the symbols already fixed at levels ``> ℓ``:
+
+.. math::
+    \Delta_\ell(u_\ell) = R_{\ell\ell}^2 (c_\ell - u_\ell)^2, \qquad
+    c_\ell = \Big(z_\ell - \sum_{j > \ell} R_{\ell j} u_j\Big) / R_{\ell\ell}.
+
+**Padded users.** In a batch with different ``Nt`` per instance, the real
+unknowns of padded users (zero columns of ``H_r``) are moved to the *top* of
+the tree (the root levels) and get ``R_ℓℓ = 1``, ``z_ℓ = 0`` and zero
+couplings. At such a level the search has a single candidate, the fixed
+value ``0`` with increment ``0``, so these levels neither branch nor touch
+the real users' metrics; an instance with fewer users simply searches a
+shorter tree below a chain of trivial nodes.
+
+**Orderings.** ``"sorted"`` is the sorted QR decomposition (SQRD, Wübben et
+al., 2001): modified Gram–Schmidt that at step ``i`` picks the remaining
+column of smallest residual norm, so the weak unknowns end up at the leaves
+and the reliable ones near the root, where decisions are made first.
+``"natural"`` keeps the order ``Re x_0 … Re x_{Nt−1}, Im x_0 …`` (padded
+unknowns still go to the root).
+
+Everything is vectorised over the batch; Python loops run only over tree
+levels (QR, K-best) or search steps (sphere decoder).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from gnnmimo.constellation import QAM
+from gnnmimo.graph import DenseView
+
+ORDERINGS = ("sorted", "natural")
+
+
+@dataclass
+class TriangularModel:
+    """The triangularised real model of a padded batch (see module doc).
+
+    Attributes:
+        R: ``[B, n, n]`` upper-triangular factor, ``n = 2 Nt_max``.
+        z: ``[B, n]`` rotated observation ``Qᵀ y_r``.
+        offset: ``[B]`` ``c = ‖y_r‖² − ‖z‖² ≥ 0``, so that tree distances plus
+            ``offset`` are true squared distances ``‖y − H x‖²``.
+        perm: ``[B, n]`` long, real unknown held by each tree position
+            (unknown ``k < Nt_max`` is ``Re x_k``, ``Nt_max + k`` is ``Im x_k``).
+        active: ``[B, n]`` bool, false on positions holding padded unknowns.
+    """
+
+    R: Tensor
+    z: Tensor
+    offset: Tensor
+    perm: Tensor
+    active: Tensor
+
+    @property
+    def num_levels(self) -> int:
+        return self.z.shape[1]
+
+    def select(self, keep: Tensor) -> "TriangularModel":
+        """The model of the instances selected by ``keep`` (bool ``[B]`` or long indices)."""
+        return TriangularModel(self.R[keep], self.z[keep], self.offset[keep], self.perm[keep],
+                               self.active[keep])
+
+    def level_candidates(self, qam: QAM) -> tuple[Tensor, Tensor]:
+        """Candidate values of every level and which of them are allowed.
+
+        Returns ``values [B, n, P]`` (the PAM alphabet on active levels, zeros
+        on padded ones) and ``allowed [B, n, P]`` (all true on active levels,
+        only slot 0 on padded ones).
+        """
+        pam = qam.pam_as(self.z)
+        values = pam * self.active[..., None]
+        slot = torch.arange(pam.numel(), device=pam.device)
+        allowed = self.active[..., None] | (slot == 0)
+        return values, allowed
+
+    def symbol_indices(self, paths: Tensor, qam: QAM) -> Tensor:
+        """PAM indices per tree position ``[B, ..., n]`` → symbol indices ``[B, ..., Nt_max]``.
+
+        Undoes the permutation and pairs ``Re``/``Im`` components with
+        :meth:`QAM.index_of_pam`; padded users come out as an arbitrary
+        valid index (mask them with the batch's user mask).
+        """
+        perm = self.perm.reshape(self.perm.shape[0], *([1] * (paths.dim() - 2)), -1).expand_as(paths)
+        unknowns = torch.empty_like(paths).scatter_(-1, perm, paths)
+        half = unknowns.shape[-1] // 2
+        return qam.index_of_pam(unknowns[..., :half], unknowns[..., half:])
+
+
+def triangularize(view: DenseView, ordering: str = "sorted") -> TriangularModel:
+    r"""QR decomposition of the real model of a padded batch, with ordering.
+
+    Modified Gram–Schmidt over the ``n`` columns of ``H_r`` (one Python
+    iteration per column, vectorised over the batch). With ``"sorted"``, step
+    ``i`` swaps in the remaining column of smallest residual norm (SQRD);
+    padded columns are never picked before real ones, so they fill the last
+    positions (the root of the tree).
+
+    Args:
+        view: the padded batch; needs ``Nt_b ≤ Nr_b`` (full column rank).
+        ordering: ``"sorted"`` (SQRD) or ``"natural"``.
+
+    Returns:
+        :class:`TriangularModel`.
+    """
+    if ordering not in ORDERINGS:
+        raise ValueError(f"unknown ordering {ordering!r}; use one of {ORDERINGS}")
+    H, y = view.real()
+    batch, _, n = H.shape
+    device = H.device
+    active = view.user_mask.repeat(1, 2)                               # [B, n]
+    perm = torch.arange(n, device=device).expand(batch, n)
+    if ordering == "natural":                                          # real unknowns first, stable
+        perm = torch.sort((~active).to(torch.uint8), dim=1, stable=True).indices
+    Q = H.gather(2, perm[:, None, :].expand_as(H)).clone()             # working columns [B, m, n]
+    active = active.gather(1, perm)
+    R = H.new_zeros(batch, n, n)
+    rows = torch.arange(batch, device=device)
+    for i in range(n):
+        if ordering == "sorted":
+            norms = Q[:, :, i:].square().sum(1).masked_fill(~active[:, i:], float("inf"))
+            pivot = i + norms.argmin(1)                                # [B]
+            swap = torch.arange(n, device=device).expand(batch, n).clone()
+            swap[rows, i], swap[rows, pivot] = pivot, i
+            Q = Q.gather(2, swap[:, None, :].expand_as(Q))
+            R = R.gather(2, swap[:, None, :].expand_as(R))
+            perm, active = perm.gather(1, swap), active.gather(1, swap)
+        norm = Q[:, :, i].square().sum(1).sqrt()
+        norm = torch.where(active[:, i], norm.clamp_min(torch.finfo(norm.dtype).tiny), 1.0)
+        q = Q[:, :, i] / norm[:, None]                                 # zero on padded columns
+        R[:, i, i] = norm
+        R[:, i, i + 1:] = (q[:, None, :] @ Q[:, :, i + 1:])[:, 0]
+        Q[:, :, i + 1:] -= q[:, :, None] * R[:, i, None, i + 1:]
+        Q[:, :, i] = q
+    z = (Q.transpose(1, 2) @ y[..., None])[..., 0]
+    offset = (y.square().sum(1) - z.square().sum(1)).clamp_min(0.0)
+    return TriangularModel(R, z, offset, perm, active)
+
+
+def _level_increments(model: TriangularModel, values: Tensor, allowed: Tensor, level: Tensor,
+                      fixed: Tensor) -> Tensor:
+    r"""Increments ``Δ_ℓ`` of all candidates at the given level(s).
+
+    Args:
+        level: ``[B]`` long, the level of each instance (``0 ≤ ℓ < n``).
+        fixed: ``[B, L, n]`` values of the partial paths (only entries at
+            positions ``> ℓ`` are read).
+
+    Returns:
+        ``[B, L, P]`` increments, ``inf`` where a candidate is not allowed.
+    """
+    rows = torch.arange(level.numel(), device=level.device)
+    above = torch.arange(model.num_levels, device=level.device) > level[:, None]   # [B, n]
+    coupling = model.R[rows, level] * above                                      # [B, n]
+    residual = model.z[rows, level][:, None] - (fixed * coupling[:, None, :]).sum(-1)  # [B, L]
+    diag = model.R[rows, level, level][:, None, None]
+    inc = (residual[..., None] - diag * values[rows, level][:, None, :]).square()
+    return inc.masked_fill(~allowed[rows, level][:, None, :], float("inf"))
+
+
+def kbest_search(model: TriangularModel, qam: QAM, k: int) -> tuple[Tensor, Tensor]:
+    r"""Breadth-first K-best search over the tree of every instance.
+
+    Level by level from the root, every kept partial path is extended by the
+    ``P`` candidates of the level and the ``k`` extensions of smallest partial
+    distance survive (``torch.topk`` per instance). Paths that cannot exist
+    (fewer than ``k`` leaves) carry an infinite distance.
+
+    Returns:
+        ``paths [B, L, n]`` PAM indices per tree position and ``dist [B, L]``
+        their squared distances ``‖y − H x‖²`` sorted ascending, with
+        ``L = min(k, P · L_prev)`` after the last level.
+    """
+    values, allowed = model.level_candidates(qam)
+    batch, n, size = values.shape
+    device = values.device
+    rows = torch.arange(batch, device=device)
+    dist = model.z.new_zeros(batch, 1)
+    paths = torch.zeros(batch, 1, n, dtype=torch.long, device=device)
+    fixed = model.z.new_zeros(batch, 1, n)
+    for level in range(n - 1, -1, -1):
+        at = torch.full((batch,), level, dtype=torch.long, device=device)
+        candidates = dist[..., None] + _level_increments(model, values, allowed, at, fixed)
+        dist, flat = candidates.flatten(1).topk(min(k, candidates[0].numel()), dim=1, largest=False)
+        parent, slot = flat // size, flat % size
+        paths = paths.gather(1, parent[..., None].expand(-1, -1, n)).clone()
+        fixed = fixed.gather(1, parent[..., None].expand(-1, -1, n)).clone()
+        paths[:, :, level] = slot
+        fixed[:, :, level] = values[rows, level].gather(1, slot)
+    return paths, dist + model.offset[:, None]
+
+
+@dataclass
+class SphereDecoding:
+    """Result of :func:`sphere_decode` for a batch of ``B`` instances.
+
+    Attributes:
+        best: ``[B, n]`` PAM indices per tree position of the ML point.
+        dist: ``[B]`` its squared distance ``‖y − H x_ML‖²``.
+        leaf_metrics: ``[B, Nt_max, M]``, for each user and symbol the smallest
+            distance among the leaves the search reached (``inf`` if none).
+        visited: ``[B]`` long, number of tree nodes visited (candidates fixed),
+            the usual complexity measure of a sphere decoder.
+    """
+
+    best: Tensor
+    dist: Tensor
+    leaf_metrics: Tensor
+    visited: Tensor
+
+
+def sphere_decode(model: TriangularModel, qam: QAM, compact_below: float = 0.5) -> SphereDecoding:
+    r"""Exact ML by Schnorr–Euchner depth-first search, vectorised over instances.
+
+    Every instance carries its own search state: current level ``ℓ``, the
+    partial distance entering each level, the candidates of each level sorted
+    by increment (Schnorr–Euchner zig-zag order: ascending ``|c_ℓ − a|``),
+    the rank of the next candidate to try at each level, and its best radius
+    ``r²`` (initially ``∞``, so the first leaf reached is the Babai / ZF-SIC
+    point). One Python iteration advances every unfinished instance by one
+    node:
+
+    * the next candidate at level ``ℓ`` fits, ``d + Δ < r²``: fix it; at a
+      leaf, set ``r² ← d + Δ``, record the path and go up; otherwise descend
+      and sort the candidates of level ``ℓ − 1``;
+    * it does not fit (or the level is exhausted): all later candidates are
+      worse, go up; leaving the root ends the search.
+
+    The loop stops when every instance has left its root. The number of
+    iterations is set by the hardest instance of the batch, so when fewer
+    than ``compact_below`` of the working instances are still searching,
+    the finished ones are written out and the working set shrinks: the cost
+    of an iteration follows the number of unfinished instances.
+
+    Returns:
+        :class:`SphereDecoding`.
+    """
+    batch, n = model.z.shape
+    users, size = n // 2, qam.pam_size
+    device = model.z.device
+    inf = model.z.new_tensor(float("inf"))
+    offset = model.offset
+    out = SphereDecoding(torch.zeros(batch, n, dtype=torch.long, device=device), model.z.new_empty(batch),
+                         model.z.new_empty(batch, users, qam.order),
+                         torch.zeros(batch, dtype=torch.long, device=device))
+    ids = torch.arange(batch, device=device)       # original instance of each working row
+
+    level = torch.full((batch,), n - 1, dtype=torch.long, device=device)
+    entering = model.z.new_zeros(batch, n)         # partial distance entering each level
+    sorted_inc = model.z.new_full((batch, n, size), float("inf"))
+    sorted_slot = torch.zeros(batch, n, size, dtype=torch.long, device=device)
+    rank = torch.zeros(batch, n, dtype=torch.long, device=device)
+    path = torch.zeros(batch, n, dtype=torch.long, device=device)
+    fixed = model.z.new_zeros(batch, n)
+    radius = model.z.new_full((batch,), float("inf"))
+    best = torch.zeros(batch, n, dtype=torch.long, device=device)
+    metrics = model.z.new_full((batch, users, qam.order), float("inf"))
+    visited = torch.zeros(batch, dtype=torch.long, device=device)
+
+    values, allowed = model.level_candidates(qam)
+    rows = torch.arange(batch, device=device)
+
+    def enter(mask: Tensor) -> None:
+        """Sort the candidates of the current level of the instances in ``mask``."""
+        inc = _level_increments(model, values, allowed, level.clamp_max(n - 1), fixed[:, None])[:, 0]
+        inc, slot = inc.sort(dim=1)
+        at = (rows[mask], level[mask])
+        sorted_inc[at], sorted_slot[at], rank[at] = inc[mask], slot[mask], 0
+
+    enter(level < n)
+    while True:
+        running = level < n
+        if running.float().mean() < compact_below or not running.any():
+            done = ~running
+            out.best[ids[done]], out.dist[ids[done]] = best[done], radius[done]
+            out.leaf_metrics[ids[done]], out.visited[ids[done]] = metrics[done], visited[done]
+            if not running.any():
+                break
+            (ids, level, entering, sorted_inc, sorted_slot, rank, path, fixed, radius, best, metrics,
+             visited, values, allowed) = (t[running] for t in (
+                ids, level, entering, sorted_inc, sorted_slot, rank, path, fixed, radius, best, metrics,
+                visited, values, allowed))
+            model = model.select(running)
+            rows = torch.arange(ids.numel(), device=device)
+            running = level < n
+        lvl = level.clamp_max(n - 1)
+        r = rank[rows, lvl]
+        inc = torch.where(r < size, sorted_inc[rows, lvl, r.clamp_max(size - 1)], inf)
+        candidate = entering[rows, lvl] + inc
+        fits = running & (candidate < radius)
+        slot = sorted_slot[rows, lvl, r.clamp_max(size - 1)]
+        # fix the candidate on instances where it fits
+        visited += fits.long()
+        rank[rows, lvl] += fits.long()
+        path[rows, lvl] = torch.where(fits, slot, path[rows, lvl])
+        fixed[rows, lvl] = torch.where(fits, values[rows, lvl, slot], fixed[rows, lvl])
+        # leaves: shrink the radius, record the path and its symbols
+        leaf = fits & (lvl == 0)
+        if leaf.any():
+            radius = torch.where(leaf, candidate, radius)
+            best = torch.where(leaf[:, None], path, best)
+            symbols = model.symbol_indices(path, qam)                             # [b, Nt_max]
+            reached = torch.where(leaf, candidate, inf)[:, None, None].expand(-1, users, 1)
+            metrics.scatter_reduce_(2, symbols[..., None], reached, "amin")
+        # move: descend where an inner node was fixed, go up elsewhere
+        descend = fits & (lvl > 0)
+        below = (lvl - 1).clamp_min(0)
+        entering[rows, below] = torch.where(descend, candidate, entering[rows, below])
+        level = torch.where(descend, lvl - 1, torch.where(running, lvl + 1, level))
+        if descend.any():
+            enter(descend)
+    out.dist += offset
+    return out
+
+
+def list_metrics(symbols: Tensor, dist: Tensor, order: int) -> Tensor:
+    """Smallest distance per user and symbol over a candidate list.
+
+    Args:
+        symbols: ``[B, L, Nt]`` symbol indices of ``L`` candidates.
+        dist: ``[B, L]`` their squared distances (``inf`` for void entries).
+        order: ``M``.
+
+    Returns:
+        ``[B, Nt, M]``, ``inf`` where no candidate has that symbol.
+    """
+    batch, _, users = symbols.shape
+    metrics = dist.new_full((batch, users, order), float("inf"))
+    return metrics.scatter_reduce_(2, symbols.transpose(1, 2),
+                                   dist[:, None, :].expand(-1, users, -1), "amin")
+
+
+def metrics_to_logits(metrics: Tensor, noise_var: Tensor, clip: float) -> Tensor:
+    r"""Max-log symbol logits from per-symbol distances, clipped.
+
+    ``logit_i(s) = −(d_i(s) − d_min) / σ²`` with ``d_i(s)`` the smallest
+    ``‖y − Hx‖²`` over candidates with ``x_i = s`` (``σ²`` complex noise
+    variance, so ``−d/σ²`` is the log-likelihood); symbols without a
+    candidate, and any logit below ``−clip``, get ``−clip`` (the role of
+    Sionna's LLR clipping for missing counter-hypotheses).
+
+    Shapes: ``metrics [B, Nt, M]``, ``noise_var [B]`` → ``[B, Nt, M]``.
+    """
+    best = metrics.amin(dim=(1, 2), keepdim=True)
+    logits = -(metrics - best) / noise_var[:, None, None]
+    return logits.nan_to_num(nan=-clip).clamp_min(-clip)
