@@ -43,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from gnnmimo.constellation import QAM
@@ -80,18 +81,14 @@ class TriangularModel:
         return TriangularModel(self.R[keep], self.z[keep], self.offset[keep], self.perm[keep],
                                self.active[keep])
 
-    def level_candidates(self, qam: QAM) -> tuple[Tensor, Tensor]:
-        """Candidate values of every level and which of them are allowed.
-
-        Returns ``values [B, n, P]`` (the PAM alphabet on active levels, zeros
-        on padded ones) and ``allowed [B, n, P]`` (all true on active levels,
-        only slot 0 on padded ones).
-        """
+    def level_tables(self, qam: QAM) -> "LevelTables":
+        """Per-level constants of the search (see :class:`LevelTables`)."""
         pam = qam.pam_as(self.z)
-        values = pam * self.active[..., None]
-        slot = torch.arange(pam.numel(), device=pam.device)
-        allowed = self.active[..., None] | (slot == 0)
-        return values, allowed
+        values = pam * self.active[..., None]                          # zeros on padded levels
+        allowed = self.active[..., None] | (torch.arange(pam.numel(), device=pam.device) == 0)
+        penalty = torch.zeros_like(values).masked_fill(~allowed, float("inf"))
+        scaled = self.R.diagonal(dim1=1, dim2=2)[..., None] * values
+        return LevelTables(self.R.triu(1), self.z, values, scaled, penalty)
 
     def symbol_indices(self, paths: Tensor, qam: QAM) -> Tensor:
         """PAM indices per tree position ``[B, ..., n]`` → symbol indices ``[B, ..., Nt_max]``.
@@ -156,25 +153,53 @@ def triangularize(view: DenseView, ordering: str = "sorted") -> TriangularModel:
     return TriangularModel(R, z, offset, perm, active)
 
 
-def _level_increments(model: TriangularModel, values: Tensor, allowed: Tensor, level: Tensor,
-                      fixed: Tensor) -> Tensor:
-    r"""Increments ``Δ_ℓ`` of all candidates at the given level(s).
+@dataclass
+class LevelTables:
+    r"""What the increment ``Δ_ℓ`` of every candidate needs, per level.
+
+    Attributes:
+        coupling: ``[B, n, n]`` strictly upper part of ``R`` (so stale path
+            values at levels ``≤ ℓ`` are multiplied by zero).
+        z: ``[B, n]``.
+        values: ``[B, n, P]`` candidate values: the PAM alphabet on active
+            levels, zeros on padded ones.
+        scaled: ``[B, n, P]`` ``R_ℓℓ · values``.
+        penalty: ``[B, n, P]`` ``0`` for allowed candidates, ``inf`` for the
+            slots ``1 … P−1`` of padded levels (a single branch, value 0).
+    """
+
+    coupling: Tensor
+    z: Tensor
+    values: Tensor
+    scaled: Tensor
+    penalty: Tensor
+
+    def at(self, index) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(coupling row, z, scaled, penalty)`` of one level per instance.
+
+        ``index`` selects it: ``(slice(None), ℓ)`` for one level for all
+        instances, ``(rows, level)`` for a level per instance.
+        """
+        return self.coupling[index], self.z[index], self.scaled[index], self.penalty[index]
+
+    def select(self, keep: Tensor) -> "LevelTables":
+        return LevelTables(*(t[keep] for t in (self.coupling, self.z, self.values, self.scaled, self.penalty)))
+
+
+def level_increments(level: tuple[Tensor, Tensor, Tensor, Tensor], fixed: Tensor) -> Tensor:
+    r"""``Δ_ℓ = (z_ℓ − Σ_{j>ℓ} R_ℓj u_j − R_ℓℓ a)²`` for every path and candidate ``a``.
 
     Args:
-        level: ``[B]`` long, the level of each instance (``0 ≤ ℓ < n``).
-        fixed: ``[B, L, n]`` values of the partial paths (only entries at
-            positions ``> ℓ`` are read).
+        level: :meth:`LevelTables.at` of the level, shapes ``[B, n]``, ``[B]``,
+            ``[B, P]``, ``[B, P]``.
+        fixed: ``[B, L, n]`` values of ``L`` partial paths per instance.
 
     Returns:
-        ``[B, L, P]`` increments, ``inf`` where a candidate is not allowed.
+        ``[B, L, P]``, ``inf`` for candidates that are not allowed.
     """
-    rows = torch.arange(level.numel(), device=level.device)
-    above = torch.arange(model.num_levels, device=level.device) > level[:, None]   # [B, n]
-    coupling = model.R[rows, level] * above                                      # [B, n]
-    residual = model.z[rows, level][:, None] - (fixed * coupling[:, None, :]).sum(-1)  # [B, L]
-    diag = model.R[rows, level, level][:, None, None]
-    inc = (residual[..., None] - diag * values[rows, level][:, None, :]).square()
-    return inc.masked_fill(~allowed[rows, level][:, None, :], float("inf"))
+    coupling, z, scaled, penalty = level
+    residual = z[:, None] - (fixed * coupling[:, None, :]).sum(-1)                   # [B, L]
+    return (residual[..., None] - scaled[:, None, :]).square() + penalty[:, None, :]
 
 
 def kbest_search(model: TriangularModel, qam: QAM, k: int) -> tuple[Tensor, Tensor]:
@@ -190,22 +215,20 @@ def kbest_search(model: TriangularModel, qam: QAM, k: int) -> tuple[Tensor, Tens
         their squared distances ``‖y − H x‖²`` sorted ascending, with
         ``L = min(k, P · L_prev)`` after the last level.
     """
-    values, allowed = model.level_candidates(qam)
-    batch, n, size = values.shape
-    device = values.device
-    rows = torch.arange(batch, device=device)
+    tables = model.level_tables(qam)
+    batch, n, size = tables.values.shape
+    device = model.z.device
     dist = model.z.new_zeros(batch, 1)
     paths = torch.zeros(batch, 1, n, dtype=torch.long, device=device)
     fixed = model.z.new_zeros(batch, 1, n)
     for level in range(n - 1, -1, -1):
-        at = torch.full((batch,), level, dtype=torch.long, device=device)
-        candidates = dist[..., None] + _level_increments(model, values, allowed, at, fixed)
+        candidates = dist[..., None] + level_increments(tables.at((slice(None), level)), fixed)
         dist, flat = candidates.flatten(1).topk(min(k, candidates[0].numel()), dim=1, largest=False)
         parent, slot = flat // size, flat % size
         paths = paths.gather(1, parent[..., None].expand(-1, -1, n)).clone()
         fixed = fixed.gather(1, parent[..., None].expand(-1, -1, n)).clone()
         paths[:, :, level] = slot
-        fixed[:, :, level] = values[rows, level].gather(1, slot)
+        fixed[:, :, level] = tables.values[:, level].gather(1, slot)
     return paths, dist + model.offset[:, None]
 
 
@@ -257,17 +280,19 @@ def sphere_decode(model: TriangularModel, qam: QAM, compact_below: float = 0.5) 
     batch, n = model.z.shape
     users, size = n // 2, qam.pam_size
     device = model.z.device
-    inf = model.z.new_tensor(float("inf"))
-    offset = model.offset
     out = SphereDecoding(torch.zeros(batch, n, dtype=torch.long, device=device), model.z.new_empty(batch),
                          model.z.new_empty(batch, users, qam.order),
                          torch.zeros(batch, dtype=torch.long, device=device))
+    offset = model.offset
+    tables = model.level_tables(qam)
     ids = torch.arange(batch, device=device)       # original instance of each working row
+    rows = ids.clone()
 
     level = torch.full((batch,), n - 1, dtype=torch.long, device=device)
     entering = model.z.new_zeros(batch, n)         # partial distance entering each level
-    sorted_inc = model.z.new_full((batch, n, size), float("inf"))
-    sorted_slot = torch.zeros(batch, n, size, dtype=torch.long, device=device)
+    # candidates of each level by increasing increment, plus a sentinel (inf) once exhausted
+    sorted_inc = model.z.new_full((batch, n, size + 1), float("inf"))
+    sorted_slot = torch.zeros(batch, n, size + 1, dtype=torch.long, device=device)
     rank = torch.zeros(batch, n, dtype=torch.long, device=device)
     path = torch.zeros(batch, n, dtype=torch.long, device=device)
     fixed = model.z.new_zeros(batch, n)
@@ -276,58 +301,54 @@ def sphere_decode(model: TriangularModel, qam: QAM, compact_below: float = 0.5) 
     metrics = model.z.new_full((batch, users, qam.order), float("inf"))
     visited = torch.zeros(batch, dtype=torch.long, device=device)
 
-    values, allowed = model.level_candidates(qam)
-    rows = torch.arange(batch, device=device)
-
     def enter(mask: Tensor) -> None:
         """Sort the candidates of the current level of the instances in ``mask``."""
-        inc = _level_increments(model, values, allowed, level.clamp_max(n - 1), fixed[:, None])[:, 0]
-        inc, slot = inc.sort(dim=1)
-        at = (rows[mask], level[mask])
-        sorted_inc[at], sorted_slot[at], rank[at] = inc[mask], slot[mask], 0
+        at = (rows, level.clamp_max(n - 1))
+        inc, slot = level_increments(tables.at(at), fixed[:, None])[:, 0].sort(dim=1)
+        sorted_inc[at] = torch.where(mask[:, None], F.pad(inc, (0, 1), value=float("inf")), sorted_inc[at])
+        sorted_slot[at] = torch.where(mask[:, None], F.pad(slot, (0, 1)), sorted_slot[at])
+        rank[at] = torch.where(mask, 0, rank[at])
 
     enter(level < n)
+    working = batch
     while True:
         running = level < n
-        if running.float().mean() < compact_below or not running.any():
+        still = int(running.sum())
+        if not still or still < compact_below * working:    # write out finished ones, shrink
             done = ~running
             out.best[ids[done]], out.dist[ids[done]] = best[done], radius[done]
             out.leaf_metrics[ids[done]], out.visited[ids[done]] = metrics[done], visited[done]
-            if not running.any():
+            if not still:
                 break
             (ids, level, entering, sorted_inc, sorted_slot, rank, path, fixed, radius, best, metrics,
-             visited, values, allowed) = (t[running] for t in (
-                ids, level, entering, sorted_inc, sorted_slot, rank, path, fixed, radius, best, metrics,
-                visited, values, allowed))
-            model = model.select(running)
-            rows = torch.arange(ids.numel(), device=device)
+             visited) = (t[running] for t in (ids, level, entering, sorted_inc, sorted_slot, rank, path,
+                                               fixed, radius, best, metrics, visited))
+            model, tables = model.select(running), tables.select(running)
+            working = still
+            rows = torch.arange(working, device=device)
             running = level < n
+        # the next candidate of the current level (finished instances sit at n and never fit)
         lvl = level.clamp_max(n - 1)
         r = rank[rows, lvl]
-        inc = torch.where(r < size, sorted_inc[rows, lvl, r.clamp_max(size - 1)], inf)
-        candidate = entering[rows, lvl] + inc
+        candidate = entering[rows, lvl] + sorted_inc[rows, lvl, r]
         fits = running & (candidate < radius)
-        slot = sorted_slot[rows, lvl, r.clamp_max(size - 1)]
-        # fix the candidate on instances where it fits
-        visited += fits.long()
-        rank[rows, lvl] += fits.long()
-        path[rows, lvl] = torch.where(fits, slot, path[rows, lvl])
-        fixed[rows, lvl] = torch.where(fits, values[rows, lvl, slot], fixed[rows, lvl])
+        slot = sorted_slot[rows, lvl, r]
+        visited += fits
+        rank[rows, lvl] = r + fits
+        path[rows, lvl] = slot               # values at levels <= the current one are never read
+        fixed[rows, lvl] = tables.values[rows, lvl, slot]
         # leaves: shrink the radius, record the path and its symbols
         leaf = fits & (lvl == 0)
         if leaf.any():
             radius = torch.where(leaf, candidate, radius)
             best = torch.where(leaf[:, None], path, best)
-            symbols = model.symbol_indices(path, qam)                             # [b, Nt_max]
-            reached = torch.where(leaf, candidate, inf)[:, None, None].expand(-1, users, 1)
-            metrics.scatter_reduce_(2, symbols[..., None], reached, "amin")
-        # move: descend where an inner node was fixed, go up elsewhere
+            reached = torch.where(leaf, candidate, float("inf"))[:, None, None].expand(-1, users, 1)
+            metrics.scatter_reduce_(2, model.symbol_indices(path, qam)[..., None], reached, "amin")
+        # move: descend where an inner node was fixed, go up elsewhere (leaving the root ends)
         descend = fits & (lvl > 0)
-        below = (lvl - 1).clamp_min(0)
-        entering[rows, below] = torch.where(descend, candidate, entering[rows, below])
-        level = torch.where(descend, lvl - 1, torch.where(running, lvl + 1, level))
-        if descend.any():
-            enter(descend)
+        entering[rows, (lvl - 1).clamp_min(0)] = candidate
+        level = torch.where(descend, lvl - 1, lvl + 1)
+        enter(descend)
     out.dist += offset
     return out
 
