@@ -354,18 +354,29 @@ class Trainer:
         return loss.item()
 
     @torch.no_grad()
-    def validate(self) -> dict:
-        """Loss (eq. 13) and SER per Nt on the fixed validation set."""
-        self.detector.eval()
+    def validate(self, detector: Detector | None = None) -> dict:
+        """Loss (eq. 13) and SER per Nt on the fixed validation set (of the trained or another detector)."""
+        detector = detector or self.detector
+        detector.eval()
         total_loss, instances, errors, symbols = 0.0, 0, {}, {}
         for graph in self.validation:
-            logits = self.detector(graph).logits
+            logits = detector(graph).logits
             total_loss += detection_loss(logits, graph, self.config.loss_weights).item() * graph.num_instances
             instances += graph.num_instances
             nt = int(graph.num_users[0])
             errors[nt] = errors.get(nt, 0) + int((logits[-1].argmax(-1) != graph[USER].label).sum())
             symbols[nt] = symbols.get(nt, 0) + graph[USER].label.numel()
         return {"loss": total_loss / instances, "ser": {nt: errors[nt] / symbols[nt] for nt in errors}}
+
+    def log_references(self, names: tuple[str, ...] = ("mmse", "ep")) -> dict:
+        """Log (and return) the validation SER per Nt of classical detectors, for comparison."""
+        import zoo
+
+        found = {name: self.validate(zoo.create(name, self.config.qam).to(self.sampler.device))["ser"]
+                 for name in names if name in zoo.list()}
+        for name, ser in found.items():
+            self.log(f"reference {name}: SER by Nt " + " ".join(f"{nt}:{s:.2e}" for nt, s in ser.items()))
+        return found
 
     def request_stop(self) -> None:
         """Finish the current step, save a checkpoint and return from :meth:`run`."""
@@ -570,5 +581,6 @@ def train_main(args: argparse.Namespace) -> int:
         print(f"resuming {args.out} at step {trainer.step}", file=sys.stderr)
     ranges = ", ".join(f"{nt}: {low:g}..{high:g}" for nt, (low, high) in trainer.snr_ranges.items())
     print(f"SNR ranges (dB) by Nt: {ranges}", file=sys.stderr)
+    trainer.log_references()
     trainer.run()
     return 130 if trainer.step < config.steps else 0

@@ -46,11 +46,14 @@ def test_likelihood_features_match_the_paper_normalisations():
     h = view.H.transpose(1, 2)                                                         # [B, Nt, Nr]
     expected_channel = graph.users_from_dense(torch.cat([h.real, h.imag], -1))
     expected_noise = (view.noise_var.sqrt()[:, None] * scale)[graph.user_batch]
+    step = z_dense + (h.conj() @ delta[..., None])[..., 0] / h.abs().square().sum(-1).clamp_min(1e-30)
+    expected_step = graph.users_from_dense(torch.stack([step.real, step.imag], -1))
 
     torch.testing.assert_close(state["mean"], torch.stack([z.real, z.imag], -1))
     torch.testing.assert_close(state["residual"], expected_residual, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(state["channel"], expected_channel)
     torch.testing.assert_close(state["noise"], expected_noise)
+    torch.testing.assert_close(state["obs_mean"], expected_step, rtol=1e-4, atol=1e-5)
 
 
 def test_zero_logits_give_the_embedding_input_y_over_sqrt_2nt():
@@ -126,10 +129,11 @@ def test_remimo_graph_and_dense_paths_agree():
         torch.testing.assert_close(a["attention"], b["attention"], rtol=1e-4, atol=1e-6)
 
 
-@given(mimo_batches(nr=NR, nt=(1, 7), qam=4, batch_size=(1, 9), channels=None))
-def test_remimo_paths_agree_and_are_equivariant_on_random_batches(graph):
-    dense = small_remimo(qam=4).eval()
-    sparse = small_remimo(qam=4, attention="graph").eval()
+@pytest.mark.parametrize("gradient", [False, True])
+@given(graph=mimo_batches(nr=NR, nt=(1, 7), qam=4, batch_size=(1, 9), channels=None))
+def test_remimo_paths_agree_and_are_equivariant_on_random_batches(gradient, graph):
+    dense = small_remimo(qam=4, gradient=gradient).eval()
+    sparse = small_remimo(qam=4, gradient=gradient, attention="graph").eval()
     sparse.load_state_dict(dense.state_dict())
     torch.testing.assert_close(sparse.detect(graph).logits, dense.detect(graph).logits, rtol=1e-4, atol=1e-5)
     assert_permutation_equivariant(dense, graph, atol=1e-5)
@@ -143,6 +147,9 @@ def test_remimo_returns_per_iteration_logits_with_per_block_parameters():
     first, second = detector.encoders[0], detector.encoders[1]
     assert first.attention.query.weight.data_ptr() != second.attention.query.weight.data_ptr()
     assert detector.predictors[0].net[0].in_features == 16 + 16 + 4 * NR + 1                 # d_ψ
+    with_gradient = small_remimo(gradient=True)
+    assert with_gradient.encoders[0].reads[-1] == "obs_mean"
+    assert with_gradient.predictors[0].net[0].in_features == 16 + 16 + 4 * NR + 3
 
 
 def test_remimo_is_permutation_equivariant_and_batch_independent():
@@ -159,7 +166,7 @@ def test_remimo_generalises_over_user_counts():
 def test_paper_configuration_by_name():
     detector = zoo.create("remimo", 16, config="paper")
     assert detector.hparams == {"nr": 64, "d_model": 512, "heads": 8, "blocks": 12, "te_dim": None,
-                                "attention": "dense"}
+                                "attention": "dense", "gradient": False}
     assert len(detector.encoders) == 12 and detector.encoders[0].attention.heads == 8
     assert REMIMO.paper(16, blocks=16).hparams["blocks"] == 16
     graph = MIMOSampler(64, 32, 16, snr_db=15.0).sample(2, torch.Generator().manual_seed(0))

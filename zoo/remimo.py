@@ -32,7 +32,15 @@ permutation equivariant over complex users and handles any ``Nt`` (mixed
 within a batch). The feature widths depend on ``Nr``: one model serves one
 ``Nr``, the same in every instance of a batch.
 
-Sizes: ``d_φ = d_s + M + 4Nr``, ``d_ψ = d_φ + 1``; attention heads have
+**Gradient feature (not in the paper).** With ``gradient=True`` the encoder
+and predictor also get the scale-free likelihood-gradient step
+``r_i = z_i + h_iᴴ δy / ‖h_i‖²`` (see :mod:`gnnmimo.blocks.likelihood`).
+The paper hands the network only the components ``h_i`` and ``δy`` and lets
+it learn their product, which costs many training steps (the authors ran
+600k on a GPU); the explicit gradient lets small CPU-trained models pass
+LMMSE within a few hundred steps. Default off: the published architecture.
+
+Sizes: ``d_φ = d_s + M + 4Nr`` (``+2`` with ``gradient``), ``d_ψ = d_φ + 1``; attention heads have
 ``d_k = d_v = ⌈d_φ/H⌉``; the feed-forward width is ``4 d_s``. The paper's
 configuration (``Nr = 64``, ``d_s = 512``, 8 heads, 12 blocks for 16-QAM;
 it used 16 blocks for 64-QAM and correlated channels) is the preset
@@ -63,7 +71,10 @@ PRESETS = {
     "paper": dict(nr=64, d_model=512, heads=8, blocks=12),
 }
 #: values of the options neither given nor set by a preset
-DEFAULTS = dict(d_model=128, heads=4, blocks=6, te_dim=None, attention="dense")
+DEFAULTS = dict(d_model=128, heads=4, blocks=6, te_dim=None, attention="dense", gradient=False)
+#: state keys forming the encoder input φ (eq. 22) and the predictor input ψ (eq. 23)
+ENCODER_INPUTS = ("hidden", "logits", "residual", "channel")
+PREDICTOR_INPUTS = ENCODER_INPUTS + ("noise",)
 
 
 @register("remimo")
@@ -79,6 +90,7 @@ class REMIMO(Detector):
         te_dim: width of the transmitter-count encoding (default ``Nr``).
         attention: ``"dense"`` (padded fast path) or ``"graph"`` (``MessagePassing``);
             same parameters, same numbers.
+        gradient: also feed the likelihood-gradient step ``r_i`` (not in the paper).
         config: a preset name from :data:`PRESETS` (``"paper"``).
 
     Attributes:
@@ -90,11 +102,12 @@ class REMIMO(Detector):
 
     def __init__(self, qam: QAM | int, nr: int | None = None, d_model: int | None = None,
                  heads: int | None = None, blocks: int | None = None, te_dim: int | None = None,
-                 attention: str | None = None, config: str | None = None):
+                 attention: str | None = None, gradient: bool | None = None, config: str | None = None):
         super().__init__(qam)
         if config is not None and config not in PRESETS:
             raise ValueError(f"unknown RE-MIMO config {config!r}; presets: {sorted(PRESETS)}")
-        given = dict(nr=nr, d_model=d_model, heads=heads, blocks=blocks, te_dim=te_dim, attention=attention)
+        given = dict(nr=nr, d_model=d_model, heads=heads, blocks=blocks, te_dim=te_dim, attention=attention,
+                     gradient=gradient)
         base = {"nr": None, **DEFAULTS, **PRESETS.get(config, {})}
         self.hparams = {key: base[key] if value is None else value for key, value in given.items()}
         nr, d_model, heads, blocks = (self.hparams[k] for k in ("nr", "d_model", "heads", "blocks"))
@@ -105,14 +118,17 @@ class REMIMO(Detector):
             raise ValueError(f"nr, d_model, heads and blocks must be >= 1, got {self.hparams}")
         self.nr = nr
         order = self.qam.order
-        encoder_width = d_model + order + 4 * nr                 # d_φ, eq. 22
-        predictor_width = encoder_width + 1                      # d_ψ, eq. 23
+        extra = ("obs_mean",) if self.hparams["gradient"] else ()
+        encoder_width = d_model + order + 4 * nr + 2 * len(extra)      # d_φ, eq. 22
+        predictor_width = encoder_width + 1                             # d_ψ, eq. 23
         self.likelihood = LikelihoodFeatures(self.qam)
-        self.embedding = Embedding(nr, d_model, te_dim)
+        self.embedding = Embedding(nr, d_model, self.hparams["te_dim"])
         self.encoders = nn.ModuleList(
-            TransformerEncoderLayer(encoder_width, d_model, heads, attention=self.hparams["attention"])
+            TransformerEncoderLayer(encoder_width, d_model, heads, attention=self.hparams["attention"],
+                                    inputs=ENCODER_INPUTS + extra)
             for _ in range(blocks))
-        self.predictors = nn.ModuleList(PointwiseMLP(predictor_width, order) for _ in range(blocks))
+        self.predictors = nn.ModuleList(PointwiseMLP(predictor_width, order, inputs=PREDICTOR_INPUTS + extra)
+                                        for _ in range(blocks))
 
     @classmethod
     def paper(cls, qam: QAM | int = 16, **overrides) -> "REMIMO":

@@ -29,6 +29,19 @@ the ``i``-th column of ``H_r = [[Re H, −Im H], [Im H, Re H]]``, and
 same for every user of an instance (permutation invariant), ``h_i`` and
 ``z_i`` follow their user (permutation equivariant).
 
+The block also writes the gradient itself in a scale-free form, a gradient
+step on ``log p(y|x)`` from ``z`` with step ``σ²/‖h_i‖²`` (the iteration of
+eq. 6 that RE-MIMO generalises),
+
+.. math::
+    r_i = z_i + \frac{\sigma^2}{\lVert h_i\rVert^2}\nabla^i_{y|z}
+        = z_i + \frac{h_i^H \delta y}{\lVert h_i\rVert^2},
+
+the parallel-interference-cancellation observation ``r_i = x_i + w_i`` (a
+Gaussian-observation ``obs_mean`` in the block contract's terms). RE-MIMO
+as published does not use it (the network gets the components and must
+learn the product ``h_iᴴ δy``); ``REMIMO(gradient=True)`` feeds it as well.
+
 Because the feature sizes are ``2 Nr``, every instance of a batch must have
 the same number of antennas ``Nr``.
 """
@@ -80,14 +93,15 @@ class LikelihoodFeatures(Block):
         * ``residual`` ``[N_u, 2Nr]`` — ``[Re δy; Im δy] / √(2Nt)`` of the user's
           instance, ``δy = y − H z``;
         * ``channel`` ``[N_u, 2Nr]`` — ``[Re h_i; Im h_i]``;
-        * ``noise`` ``[N_u, 1]`` — ``σ / √(2Nt)``.
+        * ``noise`` ``[N_u, 1]`` — ``σ / √(2Nt)``;
+        * ``obs_mean`` ``[N_u, 2]`` — the gradient step ``r_i = z_i + h_iᴴ δy / ‖h_i‖²``.
 
     ``channel`` and ``noise`` do not depend on the iteration: they are
     computed once and passed through when the state already holds them.
     """
 
     reads = ("logits",)
-    writes = ("mean", "residual", "channel", "noise")
+    writes = ("mean", "residual", "channel", "noise", "obs_mean")
 
     def __init__(self, qam: QAM | int):
         super().__init__()
@@ -98,11 +112,14 @@ class LikelihoodFeatures(Block):
         probs = logits.softmax(-1).to(graph[ANTENNA].y.dtype)
         z = probs @ self.qam.points_as(graph[ANTENNA].y)                # eq. 18, [N_u]
         residual = ops.residual(graph, z)                                # [N_a]
+        energy = ops.column_energy(graph)
+        step = z + ops.matched_filter(graph, residual) / energy.clamp_min(torch.finfo(energy.dtype).tiny)
         residual, _ = to_dense_batch(residual, graph.antenna_batch, batch_size=graph.num_instances)
         scale = per_user_scale(graph).to(logits.dtype)
         out = {
             "mean": torch.stack([z.real, z.imag], dim=-1).to(logits.dtype),
             "residual": as_real(residual)[graph.user_batch].to(logits.dtype) * scale,
+            "obs_mean": torch.stack([step.real, step.imag], dim=-1).to(logits.dtype),
         }
         if "channel" in state and "noise" in state:
             out["channel"], out["noise"] = state["channel"], state["noise"]
