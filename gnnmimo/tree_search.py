@@ -28,12 +28,20 @@ value ``0`` with increment ``0``, so these levels neither branch nor touch
 the real users' metrics; an instance with fewer users simply searches a
 shorter tree below a chain of trivial nodes.
 
-**Orderings.** ``"sorted"`` is the sorted QR decomposition (SQRD, Wübben et
-al., 2001): modified Gram–Schmidt that at step ``i`` picks the remaining
-column of smallest residual norm, so the weak unknowns end up at the leaves
-and the reliable ones near the root, where decisions are made first.
-``"natural"`` keeps the order ``Re x_0 … Re x_{Nt−1}, Im x_0 …`` (padded
-unknowns still go to the root).
+**Decomposition and orderings.** The QR decomposition is computed on the
+complex channel, ``H Π = Q R`` with ``Π`` permuting *users* and a real
+positive diagonal, and then written in real form with the real and
+imaginary part of each user on adjacent levels: ``[[Re R, −Im R],
+[Im R, Re R]]`` interleaved per user is upper triangular (its diagonal
+2×2 blocks are ``R_ii · I``), so the real tree has ``2 Nt`` levels with
+``Re x`` and ``Im x`` of a user next to each other. ``"sorted"`` is the
+sorted QR decomposition (SQRD, Wübben et al., 2001): modified Gram–Schmidt
+that at step ``i`` picks the remaining user of smallest residual norm, so
+the weak users end up at the leaves and the reliable ones near the root,
+where decisions are made first. Pivoting on users (not on the ``2 Nt`` real
+columns, whose norms tie in pairs) keeps the order independent of how the
+users are labelled, so the searches are permutation equivariant.
+``"natural"`` keeps the users' order (padded users still go to the root).
 
 Everything is vectorised over the batch; Python loops run only over tree
 levels (QR, K-best) or search steps (sphere decoder).
@@ -104,53 +112,58 @@ class TriangularModel:
 
 
 def triangularize(view: DenseView, ordering: str = "sorted") -> TriangularModel:
-    r"""QR decomposition of the real model of a padded batch, with ordering.
+    r"""Sorted QR decomposition of a padded batch, in real form (module doc).
 
-    Modified Gram–Schmidt over the ``n`` columns of ``H_r`` (one Python
-    iteration per column, vectorised over the batch). With ``"sorted"``, step
-    ``i`` swaps in the remaining column of smallest residual norm (SQRD);
-    padded columns are never picked before real ones, so they fill the last
-    positions (the root of the tree).
+    Modified Gram–Schmidt over the ``Nt_max`` complex columns (one Python
+    iteration per column, vectorised over the batch). With ``"sorted"``,
+    step ``i`` swaps in the remaining user of smallest residual norm (SQRD);
+    padded users are never picked before real ones, so they fill the last
+    positions (the root of the tree), with ``R_ii = 1`` and ``z_i = 0``.
 
     Args:
         view: the padded batch; needs ``Nt_b ≤ Nr_b`` (full column rank).
         ordering: ``"sorted"`` (SQRD) or ``"natural"``.
 
     Returns:
-        :class:`TriangularModel`.
+        :class:`TriangularModel` with ``n = 2 Nt_max`` levels.
     """
     if ordering not in ORDERINGS:
         raise ValueError(f"unknown ordering {ordering!r}; use one of {ORDERINGS}")
-    H, y = view.real()
-    batch, _, n = H.shape
+    H, y, active = view.H, view.y, view.user_mask
+    batch, _, nt = H.shape
     device = H.device
-    active = view.user_mask.repeat(1, 2)                               # [B, n]
-    perm = torch.arange(n, device=device).expand(batch, n)
-    if ordering == "natural":                                          # real unknowns first, stable
+    perm = torch.arange(nt, device=device).expand(batch, nt)
+    if ordering == "natural":                                          # real users first, stable
         perm = torch.sort((~active).to(torch.uint8), dim=1, stable=True).indices
-    Q = H.gather(2, perm[:, None, :].expand_as(H)).clone()             # working columns [B, m, n]
+    Q = H.gather(2, perm[:, None, :].expand_as(H)).clone()             # working columns [B, Nr, Nt]
     active = active.gather(1, perm)
-    R = H.new_zeros(batch, n, n)
+    R = H.new_zeros(batch, nt, nt)
     rows = torch.arange(batch, device=device)
-    for i in range(n):
+    for i in range(nt):
         if ordering == "sorted":
-            norms = Q[:, :, i:].square().sum(1).masked_fill(~active[:, i:], float("inf"))
+            norms = Q[:, :, i:].abs().square().sum(1).masked_fill(~active[:, i:], float("inf"))
             pivot = i + norms.argmin(1)                                # [B]
-            swap = torch.arange(n, device=device).expand(batch, n).clone()
+            swap = torch.arange(nt, device=device).expand(batch, nt).clone()
             swap[rows, i], swap[rows, pivot] = pivot, i
             Q = Q.gather(2, swap[:, None, :].expand_as(Q))
             R = R.gather(2, swap[:, None, :].expand_as(R))
             perm, active = perm.gather(1, swap), active.gather(1, swap)
-        norm = Q[:, :, i].square().sum(1).sqrt()
+        norm = Q[:, :, i].abs().square().sum(1).sqrt()
         norm = torch.where(active[:, i], norm.clamp_min(torch.finfo(norm.dtype).tiny), 1.0)
         q = Q[:, :, i] / norm[:, None]                                 # zero on padded columns
-        R[:, i, i] = norm
-        R[:, i, i + 1:] = (q[:, None, :] @ Q[:, :, i + 1:])[:, 0]
+        R[:, i, i] = norm.to(R.dtype)
+        R[:, i, i + 1:] = (q.conj()[:, None, :] @ Q[:, :, i + 1:])[:, 0]
         Q[:, :, i + 1:] -= q[:, :, None] * R[:, i, None, i + 1:]
         Q[:, :, i] = q
-    z = (Q.transpose(1, 2) @ y[..., None])[..., 0]
-    offset = (y.square().sum(1) - z.square().sum(1)).clamp_min(0.0)
-    return TriangularModel(R, z, offset, perm, active)
+    z = (Q.mH @ y[..., None])[..., 0]
+    offset = (y.abs().square().sum(1) - z.abs().square().sum(1)).clamp_min(0.0)
+    # real form, user i -> levels (2i, 2i+1) = (Re, Im): blocks [[Re r, -Im r], [Im r, Re r]]
+    blocks = torch.stack([torch.stack([R.real, -R.imag], -1), torch.stack([R.imag, R.real], -1)], -2)
+    R_real = blocks.permute(0, 1, 3, 2, 4).reshape(batch, 2 * nt, 2 * nt)  # [B, Nt, 2, Nt, 2] -> [B, n, n]
+    z_real = torch.stack([z.real, z.imag], -1).reshape(batch, 2 * nt)
+    perm_real = torch.stack([perm, perm + nt], -1).reshape(batch, 2 * nt)
+    active_real = active.repeat_interleave(2, dim=1)
+    return TriangularModel(R_real, z_real, offset, perm_real, active_real)
 
 
 @dataclass

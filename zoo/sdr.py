@@ -17,8 +17,9 @@ bounds coincide, ``S_kk = 1/2``: the classical BPSK-lifting SDR.
 
 **Rounding / randomisation.** Candidates are the componentwise PAM
 quantisation of ``s`` and of ``randomizations`` Gaussian draws
-``ξ ~ N(s, S − s sᵀ)``; the one with the smallest ``‖y − Hx‖²`` is the
-decision. Soft output: max-log over this candidate list with clipping (as
+``ξ ~ N(s, S − s sᵀ)`` (drawn in the eigenbasis of the covariance, so that
+they are permutation equivariant); the one with the smallest ``‖y − Hx‖²``
+is the decision. Soft output: max-log over this candidate list with clipping (as
 for K-best, :func:`gnnmimo.tree_search.metrics_to_logits`). The draws use a
 fixed seed per instance, so results do not depend on batch composition.
 
@@ -102,14 +103,19 @@ class SDR(Detector):
         return solution[:n, n], solution[:n, :n]
 
     def _candidates(self, s: Tensor, S: Tensor) -> Tensor:
-        """``[1 + randomizations, n]`` PAM indices: rounding of ``s`` and of Gaussian draws."""
-        cov = S - torch.outer(s, s)
-        cov = (cov + cov.T) / 2
-        eigval, eigvec = torch.linalg.eigh(cov)
-        root = eigvec * eigval.clamp_min(0).sqrt()
+        """``[1 + randomizations, n]`` PAM indices: rounding of ``s`` and of Gaussian draws.
+
+        Draws ``ξ = s + Σ_k √λ_k g_k v_k`` in the eigenbasis ``(λ_k, v_k)`` of
+        ``S − s sᵀ`` (ascending ``λ``), each ``v_k`` signed so that
+        ``v_kᵀ s ≥ 0``, with ``g ~ N(0, I)`` from a fixed seed: the law of
+        ``N(s, S − s sᵀ)``, and relabelling the users relabels the draws, so
+        the detector stays permutation equivariant.
+        """
+        eigval, eigvec = torch.linalg.eigh((S - torch.outer(s, s) + S.T - torch.outer(s, s)) / 2)
+        sign = torch.where(s @ eigvec < 0, -1.0, 1.0).to(s.dtype)
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
-        draws = torch.randn(self.randomizations, s.numel(), generator=generator, dtype=s.dtype).to(s.device)
-        points = torch.cat([s[None], s + draws @ root.T])
+        gauss = torch.randn(self.randomizations, s.numel(), generator=generator, dtype=s.dtype).to(s.device)
+        points = torch.cat([s[None], s + (gauss * eigval.clamp_min(0).sqrt() * sign) @ eigvec.T])
         pam = self.qam.pam_as(s)
         step = pam[1] - pam[0]
         return ((points - pam[0]) / step).round().clamp(0, pam.numel() - 1).long()

@@ -50,7 +50,7 @@ class VBLAST(LinearDetector):
         tiny = torch.finfo(H.real.dtype).tiny
         remaining = view.user_mask.clone()
         residual = view.y
-        z = torch.zeros_like(view.y[:, :nt])
+        z = H.new_zeros(batch, nt)
         nu = torch.ones_like(z.real)
         for _ in range(nt):
             live = remaining.any(1)
@@ -67,7 +67,7 @@ class VBLAST(LinearDetector):
             residual = residual - H[rows, :, pick] * (decided * live)[:, None]
             column = P[rows, :, pick]                                                  # [B, Nt]
             update = column[:, :, None] * P[rows, pick][:, None, :] / P[rows, pick, pick][:, None, None]
-            P = P - update * live[:, None, None]
+            P = torch.where(live[:, None, None], P - update, P)    # finished instances: 0/0 otherwise
             remaining[rows, pick] = False
         return graph.users_from_dense(z), graph.users_from_dense(nu)
 
