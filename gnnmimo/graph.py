@@ -193,7 +193,8 @@ class MIMOGraph(HeteroData):
         """Check the numbers a detector relies on.
 
         Raises ``ValueError`` (or returns ``False`` if ``raise_on_error`` is
-        false) when σ² ≤ 0 or when ``y``, ``H`` or σ² hold NaN/Inf.
+        false) when σ² ≤ 0, when ``y``, ``H`` or σ² hold NaN/Inf, or when a
+        user's channel column is all zero (no detector can see that user).
         """
         problems = []
         if not torch.isfinite(self.noise_var).all():
@@ -208,6 +209,12 @@ class MIMOGraph(HeteroData):
             if not finite.all():
                 problems.append(f"{name} holds NaN/Inf (instances "
                                 f"{batch[~finite].unique()[:5].tolist()})")
+        _, user = self[CHANNEL].edge_index
+        seen = torch.zeros(self[USER].num_nodes, dtype=torch.bool, device=user.device)
+        seen[user[self[CHANNEL].h != 0]] = True
+        if not seen.all():
+            problems.append(f"users with an all-zero channel column (instances "
+                            f"{self.user_batch[~seen].unique()[:5].tolist()})")
         if problems and raise_on_error:
             raise ValueError("invalid MIMO batch: " + "; ".join(problems))
         return not problems

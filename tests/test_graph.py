@@ -228,3 +228,10 @@ def test_validate_catches_later_corruption():
     assert not graph.validate(raise_on_error=False)
     with pytest.raises(ValueError, match="H holds NaN/Inf"):
         graph.validate()
+
+
+def test_all_zero_channel_column_is_rejected():
+    H = torch.randn(3, 4, 2, dtype=torch.complex64)
+    H[1, :, 0] = 0
+    with pytest.raises(ValueError, match="all-zero channel column.*\\[1\\]"):
+        MIMOGraph.from_dense(torch.randn(3, 4, dtype=torch.complex64), H, 0.1)

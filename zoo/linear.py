@@ -14,13 +14,17 @@ the constellation with ``logit(s) = −|z_i − s|² / ν_i``.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor
 
-from gnnmimo import ops
-from gnnmimo.detector import Detector
-from gnnmimo.graph import ANTENNA, INTERFERENCE, MIMOGraph
 from torch_geometric.utils import scatter
+
+from gnnmimo import ops
+from gnnmimo.constellation import QAM
+from gnnmimo.detector import Detector
+from gnnmimo.graph import ANTENNA, INTERFERENCE, DenseView, MIMOGraph
 from zoo.registry import register
 
 
@@ -51,13 +55,46 @@ class MatchedFilter(LinearDetector):
         return z, nu
 
 
-def hermitian_inverse(matrix: Tensor) -> Tensor:
-    """Inverse of Hermitian positive-definite ``[B, n, n]`` matrices (Cholesky)."""
-    return torch.cholesky_inverse(torch.linalg.cholesky(matrix))
+def hermitian_inverse(matrix: Tensor, what: str = "the system matrix") -> Tensor:
+    """Inverse of Hermitian positive-definite ``[B, n, n]`` matrices (Cholesky).
+
+    Raises ``ValueError`` naming the instances whose ``what`` is numerically
+    singular.
+    """
+    factor, info = torch.linalg.cholesky_ex(matrix)
+    if (info != 0).any():
+        bad = (info != 0).nonzero()[:, 0]
+        raise ValueError(f"{what} is numerically singular in instances {bad[:5].tolist()} "
+                         f"({bad.numel()} in all)")
+    return torch.cholesky_inverse(factor)
+
+
+class SolvingDetector(LinearDetector):
+    """A linear detector that inverts an ``Nt × Nt`` matrix per instance.
+
+    Args:
+        qam: the constellation.
+        double: solve in float64 whatever the batch precision (default true;
+            single precision loses LMMSE at very high SNR with ``Nt > Nr``).
+    """
+
+    def __init__(self, qam: QAM | int, double: bool = True):
+        super().__init__(qam)
+        self.double = double
+
+    def dense_view(self, graph: MIMOGraph) -> DenseView:
+        view = graph.dense()
+        if not self.double:
+            return view
+        return replace(view, H=view.H.to(torch.complex128), y=view.y.to(torch.complex128),
+                       noise_var=view.noise_var.double())
+
+    def iterate(self, graph: MIMOGraph) -> Tensor:
+        return super().iterate(graph).to(graph.noise_var.dtype)
 
 
 @register("zf")
-class ZeroForcing(LinearDetector):
+class ZeroForcing(SolvingDetector):
     """Zero forcing, ``(HᴴH)⁻¹Hᴴy``. Raises if any instance has ``Nt > Nr``."""
 
     def check_input(self, graph):
@@ -70,26 +107,26 @@ class ZeroForcing(LinearDetector):
                              "use mmse instead")
 
     def equalize(self, graph):
-        view = graph.dense()
+        view = self.dense_view(graph)
         gram = ops.dense_gram(view.H)
         # padded users get an identity row so the system stays invertible; they decouple
         pad = (~view.user_mask).to(gram.real.dtype)
         gram = gram + torch.diag_embed(pad).to(gram.dtype)
-        inverse = hermitian_inverse(gram)
+        inverse = hermitian_inverse(gram, "HᴴH (rank-deficient channel)")
         z = (inverse @ ops.dense_matched_filter(view.H, view.y)[..., None])[..., 0]
         nu = view.noise_var[:, None] * inverse.diagonal(dim1=-2, dim2=-1).real
         return graph.users_from_dense(z), graph.users_from_dense(nu)
 
 
 @register("mmse")
-class LMMSE(LinearDetector):
+class LMMSE(SolvingDetector):
     """Linear MMSE with soft outputs from the post-equalisation SINR."""
 
     def equalize(self, graph):
-        view = graph.dense()
+        view = self.dense_view(graph)
         gram = ops.dense_gram(view.H)
         eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-        inverse = hermitian_inverse(gram + view.noise_var[:, None, None] * eye)
+        inverse = hermitian_inverse(gram + view.noise_var[:, None, None] * eye, "HᴴH + σ²I")
         estimate = (inverse @ ops.dense_matched_filter(view.H, view.y)[..., None])[..., 0]
         # 1 − μ_i = σ² [(G + σ²I)⁻¹]_ii, computed directly: accurate at high SNR
         shortfall = view.noise_var[:, None] * inverse.diagonal(dim1=-2, dim2=-1).real
