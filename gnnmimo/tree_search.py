@@ -111,6 +111,12 @@ class TriangularModel:
         return qam.index_of_pam(unknowns[..., :half], unknowns[..., half:])
 
 
+def _swap_last(tensor: Tensor, rows: Tensor, i: int, j: Tensor) -> None:
+    """In place, swap entries ``i`` and ``j[b]`` of the last dimension of every ``tensor[b]``."""
+    first, second = tensor[rows, ..., i].clone(), tensor[rows, ..., j].clone()
+    tensor[rows, ..., i], tensor[rows, ..., j] = second, first
+
+
 def triangularize(view: DenseView, ordering: str = "sorted") -> TriangularModel:
     r"""Sorted QR decomposition of a padded batch, in real form (module doc).
 
@@ -132,22 +138,19 @@ def triangularize(view: DenseView, ordering: str = "sorted") -> TriangularModel:
     H, y, active = view.H, view.y, view.user_mask
     batch, _, nt = H.shape
     device = H.device
-    perm = torch.arange(nt, device=device).expand(batch, nt)
+    perm = torch.arange(nt, device=device).expand(batch, nt).clone()
     if ordering == "natural":                                          # real users first, stable
         perm = torch.sort((~active).to(torch.uint8), dim=1, stable=True).indices
     Q = H.gather(2, perm[:, None, :].expand_as(H)).clone()             # working columns [B, Nr, Nt]
-    active = active.gather(1, perm)
+    active = active.gather(1, perm).clone()
     R = H.new_zeros(batch, nt, nt)
     rows = torch.arange(batch, device=device)
     for i in range(nt):
         if ordering == "sorted":
             norms = Q[:, :, i:].abs().square().sum(1).masked_fill(~active[:, i:], float("inf"))
             pivot = i + norms.argmin(1)                                # [B]
-            swap = torch.arange(nt, device=device).expand(batch, nt).clone()
-            swap[rows, i], swap[rows, pivot] = pivot, i
-            Q = Q.gather(2, swap[:, None, :].expand_as(Q))
-            R = R.gather(2, swap[:, None, :].expand_as(R))
-            perm, active = perm.gather(1, swap), active.gather(1, swap)
+            for t in (Q, R, perm, active):
+                _swap_last(t, rows, i, pivot)
         norm = Q[:, :, i].abs().square().sum(1).sqrt()
         norm = torch.where(active[:, i], norm.clamp_min(torch.finfo(norm.dtype).tiny), 1.0)
         q = Q[:, :, i] / norm[:, None]                                 # zero on padded columns
@@ -199,20 +202,29 @@ class LevelTables:
         return LevelTables(*(t[keep] for t in (self.coupling, self.z, self.values, self.scaled, self.penalty)))
 
 
+def increments(residual: Tensor, scaled: Tensor, penalty: Tensor) -> Tensor:
+    r"""``Δ_ℓ(a) = (ρ_ℓ − R_ℓℓ a)²`` of every candidate ``a`` of one level.
+
+    Args:
+        residual: ``[B, L]`` ``ρ_ℓ = z_ℓ − Σ_{j>ℓ} R_ℓj u_j`` of ``L`` partial paths.
+        scaled, penalty: ``[B, P]`` rows of :class:`LevelTables`.
+
+    Returns:
+        ``[B, L, P]``, ``inf`` for candidates that are not allowed.
+    """
+    return (residual[..., None] - scaled[:, None, :]).square() + penalty[:, None, :]
+
+
 def level_increments(level: tuple[Tensor, Tensor, Tensor, Tensor], fixed: Tensor) -> Tensor:
-    r"""``Δ_ℓ = (z_ℓ − Σ_{j>ℓ} R_ℓj u_j − R_ℓℓ a)²`` for every path and candidate ``a``.
+    """:func:`increments` with the residual computed from the fixed values of the paths.
 
     Args:
         level: :meth:`LevelTables.at` of the level, shapes ``[B, n]``, ``[B]``,
             ``[B, P]``, ``[B, P]``.
         fixed: ``[B, L, n]`` values of ``L`` partial paths per instance.
-
-    Returns:
-        ``[B, L, P]``, ``inf`` for candidates that are not allowed.
     """
     coupling, z, scaled, penalty = level
-    residual = z[:, None] - (fixed * coupling[:, None, :]).sum(-1)                   # [B, L]
-    return (residual[..., None] - scaled[:, None, :]).square() + penalty[:, None, :]
+    return increments(z[:, None] - (fixed * coupling[:, None, :]).sum(-1), scaled, penalty)
 
 
 def kbest_search(model: TriangularModel, qam: QAM, k: int) -> tuple[Tensor, Tensor]:
@@ -223,6 +235,11 @@ def kbest_search(model: TriangularModel, qam: QAM, k: int) -> tuple[Tensor, Tens
     distance survive (``torch.topk`` per instance). Paths that cannot exist
     (fewer than ``k`` leaves) carry an infinite distance.
 
+    Each path carries the residuals ``ρ_j = z_j − Σ_{i>ℓ} R_ji u_i`` of the
+    levels ``j < ℓ`` still to decide (fixing ``u_ℓ = a`` subtracts
+    ``R_{:ℓ,ℓ} a``), so a level costs one gather of ``[B, L, ℓ]`` and no
+    reduction; the paths are recovered at the end from back-pointers.
+
     Returns:
         ``paths [B, L, n]`` PAM indices per tree position and ``dist [B, L]``
         their squared distances ``‖y − H x‖²`` sorted ascending, with
@@ -230,18 +247,22 @@ def kbest_search(model: TriangularModel, qam: QAM, k: int) -> tuple[Tensor, Tens
     """
     tables = model.level_tables(qam)
     batch, n, size = tables.values.shape
-    device = model.z.device
     dist = model.z.new_zeros(batch, 1)
-    paths = torch.zeros(batch, 1, n, dtype=torch.long, device=device)
-    fixed = model.z.new_zeros(batch, 1, n)
+    residual = model.z[:, None, :]                                   # [B, L, levels still open]
+    parents, slots = [None] * n, [None] * n
     for level in range(n - 1, -1, -1):
-        candidates = dist[..., None] + level_increments(tables.at((slice(None), level)), fixed)
+        candidates = dist[..., None] + increments(residual[..., level], tables.scaled[:, level],
+                                                  tables.penalty[:, level])
         dist, flat = candidates.flatten(1).topk(min(k, candidates[0].numel()), dim=1, largest=False)
-        parent, slot = flat // size, flat % size
-        paths = paths.gather(1, parent[..., None].expand(-1, -1, n)).clone()
-        fixed = fixed.gather(1, parent[..., None].expand(-1, -1, n)).clone()
-        paths[:, :, level] = slot
-        fixed[:, :, level] = tables.values[:, level].gather(1, slot)
+        parents[level], slots[level] = flat // size, flat % size
+        value = tables.values[:, level].gather(1, slots[level])                       # [B, L]
+        residual = (residual[..., :level].gather(1, parents[level][..., None].expand(-1, -1, level))
+                    - model.R[:, None, :level, level] * value[..., None])
+    paths = torch.empty(batch, dist.shape[1], n, dtype=torch.long, device=dist.device)
+    survivor = torch.arange(dist.shape[1], device=dist.device).expand(batch, -1)
+    for level in range(n):                                          # leaves back to the root
+        paths[:, :, level] = slots[level].gather(1, survivor)
+        survivor = parents[level].gather(1, survivor)
     return paths, dist + model.offset[:, None]
 
 

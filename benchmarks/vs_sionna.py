@@ -1,0 +1,133 @@
+"""Throughput against Sionna 2.x on identical inputs, side by side in one run.
+
+For each pair, the same ``(y, H, S = σ² I)`` (complex64) go to our detector
+(as a :class:`~gnnmimo.graph.MIMOGraph` built beforehand; building it is timed
+separately) and to Sionna's block; the table gives instances/s of each and
+the ratio ours / Sionna (> 1: we are faster):
+
+* LMMSE and EP, 64×32 16-QAM, batch 4096 (EP: ``zoo.create("ep", 16)`` vs
+  ``EPDetector``, 10 iterations each; skipped if ``ep`` is not registered);
+* K-best (K = 32) and exact ML, 8×4 16-QAM (ML: our sphere decoder vs
+  Sionna's exhaustive search over all 16⁴ candidates, on a smaller batch
+  because Sionna materialises every candidate);
+* then instances/s of every registered detector at 64×32 16-QAM (ML and
+  SDR are skipped there: exponential / one SDP per instance), and SDR at
+  8×4 16-QAM on a few instances.
+
+Each figure is the best of ``--repeat`` timed calls after one warm-up call,
+under ``torch.inference_mode``. Run:
+``python benchmarks/vs_sionna.py [--batch 4096] [--snr 14] [--repeat 3]``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+import zoo
+from gnnmimo.graph import MIMOGraph
+from gnnmimo.sampling import MIMOSampler
+from throughput import best_time
+
+
+#: options some detectors need at 64x32 (RE-MIMO's input width is 2·Nr)
+PER_DETECTOR_OPTIONS = {"remimo": {"nr": 64}}
+
+
+def inputs(nr: int, nt: int, qam: int, batch: int, snr_db: float, seed: int = 0):
+    """A graph batch and the same instances in Sionna's layout ``(y, h, s)``."""
+    sampler = MIMOSampler(nr=nr, nt=nt, qam=qam, snr_db=snr_db)
+    graph = sampler.sample(batch, sampler.generator(seed))
+    view = graph.dense()
+    s = view.noise_var[:, None, None] * torch.eye(nr, dtype=view.H.dtype)
+    return graph, (view.y, view.H, s)
+
+
+def sionna_blocks(qam: int, nt: int, k: int) -> dict:
+    """Sionna detectors taking symbol decisions, keyed by our registry names."""
+    from sionna.phy import mimo
+    options = dict(constellation_type="qam", num_bits_per_symbol=int(math.log2(qam)), precision="single")
+    return {
+        "mmse": lambda: mimo.LinearDetector("lmmse", "symbol", "app", **options),
+        "ep": lambda: mimo.EPDetector("symbol", int(math.log2(qam)), l=10, precision="single"),
+        "kbest": lambda: mimo.KBestDetector("symbol", nt, k, hard_out=True, **options),
+        "ml": lambda: mimo.MaximumLikelihoodDetector("symbol", "maxlog", nt, hard_out=True, **options),
+    }
+
+
+def row(label: str, batch: int, ours: float, theirs: float | None) -> None:
+    rate = batch / ours
+    if theirs is None:
+        print(f"{label:<34} {rate:>12,.0f} {'-':>12} {'-':>8}")
+    else:
+        print(f"{label:<34} {rate:>12,.0f} {batch / theirs:>12,.0f} {theirs / ours:>7.2f}x")
+
+
+def compare(name: str, label: str, nr: int, nt: int, batch: int, snr: float, repeat: int,
+            sionna_k: int, **options) -> None:
+    if name not in zoo.list():
+        print(f"{label:<34} skipped: '{name}' is not registered")
+        return
+    graph, sionna_inputs = inputs(nr, nt, 16, batch, snr)
+    ours = zoo.create(name, 16, **options)
+    theirs = sionna_blocks(16, nt, sionna_k)[name]()
+    try:
+        ours_time = best_time(lambda: ours(graph), repeat)
+    except Exception as error:  # report and go on with the other rows
+        print(f"{label:<34} failed: {type(error).__name__}: {error}")
+        return
+    theirs_time = best_time(lambda: theirs(*sionna_inputs), repeat)
+    row(f"{label} (B={batch})", batch, ours_time, theirs_time)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--ml-batch", type=int, default=128)
+    parser.add_argument("--snr", type=float, default=14.0, help="SNR in dB of the 8x4 cases")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--k", type=int, default=32)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; instances/s, best of "
+          f"{args.repeat} after a warm-up")
+    with torch.inference_mode():
+        print(f"\n{'detector':<34} {'gnnmimo':>12} {'sionna':>12} {'ratio':>8}")
+        compare("mmse", "LMMSE 64x32 16-QAM", 64, 32, args.batch, 20.0, args.repeat, args.k)
+        compare("ep", "EP 64x32 16-QAM", 64, 32, args.batch, 20.0, args.repeat, args.k)
+        compare("kbest", f"K-best K={args.k} 8x4 16-QAM", 8, 4, args.batch, args.snr, args.repeat, args.k,
+                k=args.k)
+        compare("ml", f"ML 8x4 16-QAM {args.snr:g} dB", 8, 4, args.ml_batch, args.snr, args.repeat, args.k)
+
+        graph, (y, H, _) = inputs(64, 32, 16, args.batch, 20.0)
+        build = best_time(lambda: MIMOGraph.from_dense(y, H, graph.noise_var, qam=16), args.repeat)
+        print(f"\nbuilding the 64x32 graph batch (from_dense): {args.batch / build:,.0f} instances/s "
+              "(not included above)")
+        print(f"\nevery registered detector, 64x32 16-QAM 20 dB, B={args.batch}")
+        for name in zoo.list():
+            if name in ("ml", "sdr"):
+                continue
+            try:
+                detector = zoo.create(name, 16, **PER_DETECTOR_OPTIONS.get(name, {}))
+                seconds = best_time(lambda: detector(graph), args.repeat)
+            except Exception as error:  # e.g. a learned detector needing another configuration
+                print(f"  {name:<10} failed: {type(error).__name__}: {error}")
+                continue
+            print(f"  {name:<10} {args.batch / seconds:>12,.0f} instances/s")
+        if "sdr" in zoo.list():
+            small, _ = inputs(8, 4, 16, 20, args.snr)
+            try:
+                detector = zoo.create("sdr", 16)
+            except ImportError as error:
+                print(f"  sdr        skipped: {error}")
+            else:
+                detector(small.select(torch.tensor([0])))       # builds the parametrised problem
+                start = time.perf_counter()
+                detector(small)
+                print(f"  sdr        {20 / (time.perf_counter() - start):>12,.1f} instances/s "
+                      "(8x4 16-QAM, one SDP per instance, 20 instances)")
+
+
+if __name__ == "__main__":
+    main()
