@@ -76,7 +76,9 @@ NT_MODES = ("batch", "mixed")
 SCHEDULES = ("plateau", "cosine", "constant")
 LOSS_WEIGHTS = ("uniform", "last")
 #: configuration fields that may change when a run is resumed
-RESUMABLE_FIELDS = ("steps", "checkpoint_every", "device")
+RESUMABLE_FIELDS = ("steps", "checkpoint_every")
+#: instances per validation batch (fixed, so the validation set does not depend on batch_size)
+VALIDATION_CHUNK = 500
 
 
 # --------------------------------------------------------------------- loss
@@ -311,14 +313,14 @@ class Trainer:
         return low + (high - low) * u
 
     def _validation_set(self) -> list[MIMOGraph]:
-        """Fixed chunks (≤ ``batch_size`` instances, one Nt each), from ``val_seed``."""
+        """Fixed chunks (≤ :data:`VALIDATION_CHUNK` instances, one Nt each), from ``val_seed``."""
         c = self.config
         generator = self.sampler.generator(c.val_seed)
         per_nt = max(1, c.val_size // len(c.nts))
         chunks = []
         for nt in c.nts:  # a handful of user counts
-            for start in range(0, per_nt, c.batch_size):
-                size = min(c.batch_size, per_nt - start)
+            for start in range(0, per_nt, VALIDATION_CHUNK):
+                size = min(VALIDATION_CHUNK, per_nt - start)
                 low, high = self.snr_ranges[nt]
                 snr = low + (high - low) * torch.rand(size, generator=generator, device=self.sampler.device,
                                                       dtype=self.sampler.dtype.to_real())
@@ -581,6 +583,10 @@ def train_main(args: argparse.Namespace) -> int:
         print(f"resuming {args.out} at step {trainer.step}", file=sys.stderr)
     ranges = ", ".join(f"{nt}: {low:g}..{high:g}" for nt, (low, high) in trainer.snr_ranges.items())
     print(f"SNR ranges (dB) by Nt: {ranges}", file=sys.stderr)
-    trainer.log_references()
-    trainer.run()
+    try:
+        trainer.log_references()
+        trainer.run()
+    except KeyboardInterrupt:  # the second Ctrl-C: abort mid-step, keep the last checkpoint
+        print(f"\naborted at step {trainer.step}; {args.out} holds the last checkpoint", file=sys.stderr)
+        return 130
     return 130 if trainer.step < config.steps else 0
