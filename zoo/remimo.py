@@ -148,6 +148,7 @@ class REMIMO(Detector):
         ``[s["attention"] for s in detector.states(graph)]`` gives the attention
         weights ``[N_u, heads, Nt_max]`` of every block (RE-MIMO's Fig. 12).
         """
+        self.check_input(graph)
         dtype = next(self.parameters()).dtype
         logits = torch.zeros(graph.user_batch.numel(), self.qam.order, dtype=dtype, device=graph.user_batch.device)
         state = self.embedding(graph, self.likelihood(graph, {"logits": logits}))
