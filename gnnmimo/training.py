@@ -185,6 +185,7 @@ class TrainConfig:
     qam: int = 16
     nr: int = 16
     nt: tuple[int, int] = (4, 8)
+    nt_step: int = 1
     channel: dict = field(default_factory=lambda: {"kind": "iid", "rho": 0.0, "csi_error": 0.0})
     snr: str | tuple[float, float] = "auto"
     snr_targets: tuple[float, float] = (1e-1, 1e-3)
@@ -215,6 +216,8 @@ class TrainConfig:
                   (self.snr == "auto" or len(self.snr) == 2 and self.snr[0] <= self.snr[1],
                    "snr must be 'auto' or (low, high) with low <= high"),
                   (1 <= self.nt[0] <= self.nt[1], "nt must be (low, high) with 1 <= low <= high"),
+                  (self.nt_step >= 1 and (self.nt[1] - self.nt[0]) % self.nt_step == 0,
+                   "nt_step must be >= 1 and divide high - low"),
                   (min(self.steps, self.batch_size, self.eval_every, self.val_size) >= 1,
                    "steps, batch_size, eval_every and val_size must be >= 1")]
         problems = [message for ok, message in checks if not ok]
@@ -223,14 +226,16 @@ class TrainConfig:
 
     @property
     def nts(self) -> list[int]:
-        return list(range(self.nt[0], self.nt[1] + 1))
+        """The user counts trained on: ``low, low + nt_step, …, high``."""
+        return list(range(self.nt[0], self.nt[1] + 1, self.nt_step))
 
     def to_dict(self) -> dict:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     def system(self) -> dict:
         """The MIMO system the detector is trained for (stored in checkpoints)."""
-        return {"nr": self.nr, "nt": list(self.nt), "qam": self.qam, "channel": dict(self.channel)}
+        return {"nr": self.nr, "nt": list(self.nt), "nt_step": self.nt_step, "qam": self.qam,
+                "channel": dict(self.channel)}
 
 
 def _plain(value):
@@ -308,7 +313,7 @@ class Trainer:
 
     def _snr_for(self, num_users: Tensor) -> Tensor:
         """Per-instance SNR uniform on each instance's range."""
-        low, high = self._snr_table[num_users - self.config.nt[0]].unbind(-1)
+        low, high = self._snr_table[(num_users - self.config.nt[0]) // self.config.nt_step].unbind(-1)
         u = torch.rand(num_users.shape, generator=self.generator, device=low.device, dtype=low.dtype)
         return low + (high - low) * u
 
@@ -331,13 +336,15 @@ class Trainer:
     def sample_batch(self) -> MIMOGraph:
         """One training minibatch (see the module doc)."""
         c = self.config
-        counts = sample_counts(*c.nt, 1 if c.nt_mode == "batch" else c.batch_size, "triangular",
-                               self.generator, self.sampler.device)
+        # triangular over the positions in c.nts: P(k) ∝ k + 1, mode at the largest Nt
+        positions = sample_counts(0, len(c.nts) - 1, 1 if c.nt_mode == "batch" else c.batch_size,
+                                  "triangular", self.generator, self.sampler.device)
+        counts = c.nt[0] + c.nt_step * positions
         if c.nt_mode == "batch":
             nt = int(counts)
             return self.sampler.sample(c.batch_size, self.generator, snr_db=self._snr_for(counts.expand(c.batch_size)),
                                        nt=nt)
-        sizes = torch.bincount(counts - c.nt[0], minlength=len(c.nts)).tolist()
+        sizes = torch.bincount(positions, minlength=len(c.nts)).tolist()
         parts = [self.sampler.sample(size, self.generator, nt=nt,
                                      snr_db=self._snr_for(torch.full((size,), nt, device=counts.device)))
                  for nt, size in zip(c.nts, sizes) if size]  # one part per user count
@@ -517,6 +524,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a registered learned detector with options, e.g. remimo:config=paper")
     parser.add_argument("--nr", type=int, required=True, help="receive antennas")
     parser.add_argument("--nt", type=parse_int_range, required=True, help="users, N or LOW:HIGH")
+    parser.add_argument("--nt-step", type=int, default=1,
+                        help="train on LOW, LOW+STEP, …, HIGH users only (e.g. 2 for even Nt)")
     parser.add_argument("--snr", type=parse_snr_option, default=("auto", None),
                         help="training SNR per Nt: auto (LMMSE SER 1e-1…1e-3), auto:1e-1:1e-3, or LOW:HIGH dB")
     add_channel_arguments(parser)
@@ -541,6 +550,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="checkpoint file (written atomically)")
     parser.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--time-limit", type=float, metavar="MINUTES",
+                        help="stop cleanly (checkpoint saved, resumable) after this much wall time")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -561,13 +572,25 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     channel = channel_from_args(args)
     snr, targets = args.snr
     return TrainConfig(
-        detector=name, options=options, qam=args.qam, nr=args.nr, nt=args.nt,
+        detector=name, options=options, qam=args.qam, nr=args.nr, nt=args.nt, nt_step=args.nt_step,
         channel={"kind": channel.kind, "rho": _plain(channel.rho), "csi_error": channel.csi_error},
         snr=snr, snr_targets=targets or TrainConfig.snr_targets, nt_mode=args.nt_mode, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, plateau_factor=args.plateau_factor,
         plateau_patience=args.plateau_patience, loss_weights=args.loss_weights, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, val_size=args.val_size, val_seed=args.val_seed,
         seed=args.seed, precision=args.precision, device=args.device)
+
+
+def _deadline(minutes: float | None) -> Callable[[Trainer], None] | None:
+    """An ``on_step`` hook that asks the trainer to stop after ``minutes`` of wall time."""
+    if not minutes:
+        return None
+    end = time.monotonic() + 60 * minutes
+
+    def stop_when_due(trainer: Trainer) -> None:
+        if time.monotonic() > end:
+            trainer.request_stop()
+    return stop_when_due
 
 
 def train_main(args: argparse.Namespace) -> int:
@@ -585,7 +608,7 @@ def train_main(args: argparse.Namespace) -> int:
     print(f"SNR ranges (dB) by Nt: {ranges}", file=sys.stderr)
     try:
         trainer.log_references()
-        trainer.run()
+        trainer.run(on_step=_deadline(args.time_limit))
     except KeyboardInterrupt:  # the second Ctrl-C: abort mid-step, keep the last checkpoint
         print(f"\naborted at step {trainer.step}; {args.out} holds the last checkpoint", file=sys.stderr)
         return 130

@@ -131,7 +131,7 @@ def test_checkpoints_carry_the_full_configuration(tmp_path):
     assert saved["detector"] == {"name": "remimo", "qam": 4, "options": {**TINY_MODEL, "te_dim": None,
                                                                          "attention": "dense",
                                                                          "gradient": False}}
-    assert saved["system"] == {"nr": 4, "nt": [2, 3], "qam": 4,
+    assert saved["system"] == {"nr": 4, "nt": [2, 3], "nt_step": 1, "qam": 4,
                                "channel": {"kind": "iid", "rho": 0.0, "csi_error": 0.0}}
     assert saved["training"]["lr"] == 3e-3 and saved["training"]["snr_ranges"] == {"2": [5.0, 15.0],
                                                                                   "3": [5.0, 15.0]}
@@ -215,3 +215,10 @@ def test_cli_train_writes_a_checkpoint_and_refuses_a_mismatched_resume(tmp_path)
     assert read_checkpoint(out)["detector"]["options"]["blocks"] == 2
     with pytest.raises(SystemExit, match="qam: 4 vs 16"):
         cli_main(common + ["--qam", "16", "--resume"])
+
+
+def test_nt_step_trains_only_on_the_chosen_user_counts(tmp_path):
+    trainer = quiet(tiny(nt=(2, 4), nt_step=2, nt_mode="mixed"), tmp_path / "even.pt")
+    counts = torch.cat([trainer.sample_batch().num_users for _ in range(5)])
+    assert set(counts.unique().tolist()) == {2, 4}
+    assert sorted(trainer.snr_ranges) == [2, 4]
