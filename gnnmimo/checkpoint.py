@@ -44,17 +44,10 @@ PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "zoo" / "pretrained"
 
 
 def library_version() -> str:
-    """The installed gnnmimo version (``"unknown"`` when running from a plain checkout)."""
+    """The gnnmimo version that writes a checkpoint."""
     import gnnmimo
 
-    version = getattr(gnnmimo, "__version__", None)
-    if version:
-        return version
-    try:
-        from importlib.metadata import PackageNotFoundError, version as installed
-        return installed("gnnmimo")
-    except PackageNotFoundError:
-        return "unknown"
+    return gnnmimo.__version__
 
 
 def detector_spec(detector: Detector, options: dict | None = None) -> dict:
@@ -101,6 +94,27 @@ def save_checkpoint(path: str | os.PathLike, detector: Detector, *, system: dict
     atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
+def export_pretrained(source: str | os.PathLike, name: str) -> Path:
+    """Copy a trained checkpoint to ``zoo/pretrained/<name>.pt`` without its
+    training state (optimizer, scheduler, RNG), which only resuming needs.
+
+    Returns the written path. The configuration and training record stay.
+    """
+    checkpoint = read_checkpoint(source)
+    history = (checkpoint.get("state") or {}).get("history", [])
+    payload = {key: value for key, value in checkpoint.items() if key not in ("path", "state")}
+    payload["state"] = None
+    payload["training"] = {**payload["training"], "history": history}
+    target = PRETRAINED_DIR / f"{name}.pt"
+    atomic_write(target, lambda handle: torch.save(payload, handle))
+    return target
+
+
+def list_pretrained() -> list[str]:
+    """Names of the checkpoints in ``zoo/pretrained``."""
+    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt")) if PRETRAINED_DIR.is_dir() else []
+
+
 def resolve(path_or_name: str | os.PathLike) -> Path:
     """A file path as is, or a pretrained name → ``zoo/pretrained/<name>.pt``.
 
@@ -113,9 +127,8 @@ def resolve(path_or_name: str | os.PathLike) -> Path:
     pretrained = PRETRAINED_DIR / f"{path_or_name}.pt"
     if pretrained.is_file():
         return pretrained
-    available = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt")) if PRETRAINED_DIR.is_dir() else []
     raise FileNotFoundError(f"no checkpoint file {str(path_or_name)!r} and no pretrained checkpoint of that "
-                            f"name; pretrained: {', '.join(available) or 'none yet'}")
+                            f"name; pretrained: {', '.join(list_pretrained()) or 'none yet'}")
 
 
 def read_checkpoint(path_or_name: str | os.PathLike, map_location="cpu") -> dict:

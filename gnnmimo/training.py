@@ -566,8 +566,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     for key in ("d_model", "heads", "blocks"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    cls = zoo.registry._REGISTRY.get(name)
-    if cls is not None and "nr" in inspect.signature(cls.__init__).parameters:
+    cls = zoo.registry.detector_class(name)
+    if "nr" in inspect.signature(cls.__init__).parameters:
         options.setdefault("nr", args.nr)
     channel = channel_from_args(args)
     snr, targets = args.snr

@@ -33,15 +33,20 @@ def list_detectors() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def detector_class(name: str) -> type[Detector]:
+    """The class registered as ``name`` (``ValueError`` for an unknown name)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown detector {name!r}; available: {', '.join(list_detectors())}")
+    return _REGISTRY[name]
+
+
 def create(name: str, qam: QAM | int, **options) -> Detector:
     """Build the detector registered as ``name`` for ``qam`` with ``options``.
 
     Raises:
         ValueError: for an unknown name or an option the detector does not take.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown detector {name!r}; available: {', '.join(list_detectors())}")
-    cls = _REGISTRY[name]
+    cls = detector_class(name)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "qam"}
     unknown = set(options) - accepted
     if unknown:
