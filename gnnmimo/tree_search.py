@@ -384,6 +384,7 @@ def sphere_decode(model: TriangularModel, qam: QAM, compact_below: float = 0.5) 
         level = torch.where(descend, lvl - 1, lvl + 1)
         enter(descend)
     out.dist += offset
+    out.leaf_metrics += offset[:, None, None]
     return out
 
 
