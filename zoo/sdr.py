@@ -25,9 +25,10 @@ fixed seed per instance, so results do not depend on batch composition.
 
 **Speed.** One cvxpy solve per instance (a Python loop over instances: this
 is a reference implementation). One problem per ``(Nt, Nr)`` shape is built
-with cvxpy parameters and re-solved, which avoids recompilation; typical
-throughput is a few tens of instances per second for 8×4 16-QAM with
-CLARABEL on one CPU core (``benchmarks/vs_sionna.py`` prints it).
+with cvxpy parameters and re-solved, which avoids recompilation. Measured
+with CLARABEL on a shared 2-core CPU: about 150 instances/s at 8×4 16-QAM
+(``benchmarks/vs_sionna.py`` prints it), i.e. 10–100× slower than the
+vectorised sphere decoder at that size.
 
 Needs the optional dependency cvxpy: ``pip install gnnmimo[sdr]``.
 """

@@ -69,11 +69,13 @@ class KBest(TreeSearchDetector):
     (:func:`gnnmimo.tree_search.kbest_search`) on the sorted-QR tree; soft
     output is max-log over the final list of ``k`` leaves (module doc).
 
-    ``k = 32`` by default: real-valued K-best papers for 16-QAM use K of the
-    order of 10–64 (the larger for more streams); at 8×4 16-QAM, 14 dB, K = 32
-    is within statistical noise of ML in our measurements (see
-    ``tests/test_search.py``). With ``k ≥ (√M)^{2Nt}`` (every leaf kept) the
-    result is exact ML and the soft output exact max-log.
+    ``k = 32`` by default: real-valued K-best detectors for 16-QAM in the
+    literature keep K of the order of 10–64 paths (the more, the more
+    streams). On 5000 instances of 8×4 16-QAM at 14 dB, K = 32 made exactly
+    as many symbol errors as ML (282); at 8×8, 20 dB, 55 against 49 for
+    K = 256 on 2000 instances (``benchmarks/search_ser.py``). With
+    ``k ≥ (√M)^{2Nt}`` (every leaf kept) the result is exact ML and the soft
+    output exact max-log.
 
     Cost per instance: ``2 Nt`` levels, each ``k · √M`` candidates and a top-k.
 
