@@ -8,8 +8,8 @@ from gnnmimo.channels import ChannelModel
 from gnnmimo.constellation import QAM
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.sampling import MIMOSampler
-from gnnmimo.testing import (assert_batch_independent, assert_permutation_equivariant,
-                             assert_well_formed, mimo_batches)
+from gnnmimo.testing import (assert_batch_independent, assert_generalises_over_user_counts,
+                             assert_permutation_equivariant, assert_well_formed, mimo_batches)
 from gnnmimo.tree_search import sphere_decode, triangularize
 
 SEARCH = ("vblast", "zf-pic", "kbest", "ml")
@@ -179,6 +179,11 @@ def test_permutation_equivariant_and_batch_independent(name, graph):
     detector = zoo.create(name, 16, **options)
     assert_permutation_equivariant(detector, graph)
     assert_batch_independent(detector, graph)
+
+
+@pytest.mark.parametrize("name", SEARCH)
+def test_generalises_over_user_counts_and_mixed_antennas(name):
+    assert_generalises_over_user_counts(zoo.create(name, 16), nr=(6, 8), nt_range=(1, 6))
 
 
 @given(graph=mimo_batches(nr=(2, 3), nt=(1, 2), qam=4, snr_db=(10.0, 25.0), channels="iid",
