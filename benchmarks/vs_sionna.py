@@ -17,7 +17,7 @@ the ratio ours / Sionna (> 1: we are faster):
 
 Each figure is the best of ``--repeat`` timed calls after one warm-up call,
 under ``torch.inference_mode``. Run:
-``python benchmarks/vs_sionna.py [--batch 4096] [--snr 14] [--repeat 3]``.
+``python benchmarks/vs_sionna.py [--batch 4096] [--snr 14] [--repeat 3] [--threads 1]``.
 """
 from __future__ import annotations
 
@@ -91,7 +91,11 @@ def main() -> None:
     parser.add_argument("--snr", type=float, default=14.0, help="SNR in dB of the 8x4 cases")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (on a busy shared machine, 1 avoids OpenMP oversubscription)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; instances/s, best of "
           f"{args.repeat} after a warm-up")
     with torch.inference_mode():

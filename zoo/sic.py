@@ -58,7 +58,7 @@ class VBLAST(LinearDetector):
                 break
             shortfall = (noise_var[:, None] * P.diagonal(dim1=-2, dim2=-1).real).clamp(tiny, 1.0)
             pick = shortfall.masked_fill(~remaining, float("inf")).argmin(1)          # [B]
-            matched = ops.dense_matched_filter(H * remaining[:, None, :], residual)      # [B, Nt]
+            matched = ops.dense_matched_filter(H, residual) * remaining              # H_Sᴴ r, [B, Nt]
             gain = 1.0 - shortfall[rows, pick]
             z_pick = (P[rows, pick] * matched).sum(-1) / gain
             decided = self.qam.symbols(self.qam.nearest(z_pick), H.dtype)
