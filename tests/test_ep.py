@@ -222,3 +222,12 @@ def test_matches_sionna_ep_detector():
     sionna._es = torch.tensor(ES, dtype=torch.float64)
     same_prior = sionna(view.y, view.H, covariance).long().reshape(-1)
     assert (ours != same_prior).float().mean() < 1e-3
+
+
+def test_batches_built_in_inference_mode_are_accepted():
+    """The real-system memo must not read version counters of inference tensors."""
+    sampler = MIMOSampler(8, (2, 4), 16, 10.0)
+    with torch.inference_mode():
+        graph = sampler.sample(16, sampler.generator(0))
+        for name in ("ep", "oamp"):
+            assert torch.isfinite(zoo.create(name, 16)(graph).logits).all()

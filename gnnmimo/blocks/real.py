@@ -78,7 +78,7 @@ def real_system(graph: MIMOGraph, dtype: torch.dtype | None = None) -> RealSyste
     """
     h, y, noise_var = graph[CHANNEL].h, graph[ANTENNA].y, graph.noise_var
     dtype = dtype or h.real.dtype
-    key = (h, h._version, y, y._version, noise_var, noise_var._version, torch.is_grad_enabled())
+    key = (h, _version(h), y, _version(y), noise_var, _version(noise_var), torch.is_grad_enabled())
     memo = graph.__dict__.setdefault("_real_system_memo", {})
     cached = memo.get(dtype)
     if cached is not None and len(cached[0]) == len(key) and all(
@@ -93,6 +93,12 @@ def real_system(graph: MIMOGraph, dtype: torch.dtype | None = None) -> RealSyste
                         num_observations=2 * graph.num_antennas.to(dtype))
     memo[dtype] = (key, system)
     return system
+
+
+def _version(tensor: Tensor) -> int:
+    """In-place version counter (inference tensors have none and cannot change in place
+    outside inference mode, so they count as version 0)."""
+    return 0 if tensor.is_inference() else tensor._version
 
 
 def users_to_real(graph: MIMOGraph, x: Tensor, fill_value: float = 0.0) -> Tensor:
