@@ -19,25 +19,13 @@ several minutes on two CPU cores.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 import zoo
 from gnnmimo.sampling import MIMOSampler
 from gnnmimo.training import detection_loss
-
-
-def best_time(fn, repeat: int = 3, warmup: int = 1) -> float:
-    """Best wall time of ``repeat`` calls after ``warmup`` calls (seconds)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_time
 
 
 def batch(nr: int, nt: int, qam: int, size: int, seed: int = 0):

@@ -13,7 +13,6 @@ Run: ``python benchmarks/throughput.py [--device cuda] [--batch 4096]``.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from torch_geometric.data import Batch, HeteroData
@@ -22,17 +21,7 @@ import zoo
 from gnnmimo.graph import ANTENNA, CHANNEL, INTERFERENCE, USER
 from gnnmimo.ops import gram_on_edges
 from gnnmimo.sampling import MIMOSampler
-
-
-def best_time(fn, repeat: int = 5) -> float:
-    """Best wall time of ``repeat`` calls after one warm-up call (seconds)."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_time
 
 
 def per_instance_graphs(graph) -> list[HeteroData]:

@@ -30,11 +30,11 @@ import torch
 import zoo
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.sampling import MIMOSampler
-from throughput import best_time as _best_time
+from timing import best_time as _best_time
 
 
 def best_time(fn, repeat: int) -> float:
-    """:func:`throughput.best_time` of ``fn`` run under ``torch.inference_mode``."""
+    """:func:`timing.best_time` of ``fn`` run under ``torch.inference_mode``."""
     def run():
         with torch.inference_mode():
             fn()

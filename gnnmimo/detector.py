@@ -15,6 +15,7 @@ from functools import cached_property
 import torch
 from torch import Tensor, nn
 
+from gnnmimo.blocks.base import State
 from gnnmimo.constellation import QAM
 from gnnmimo.graph import MIMOGraph
 
@@ -98,3 +99,35 @@ class Detector(nn.Module):
     def detect(self, graph: MIMOGraph) -> Detection:
         """Inference helper: ``forward`` without gradients."""
         return self(graph)
+
+
+class UnrolledDetector(Detector):
+    """An iterative detector: ``T`` times ``state = self.step(graph, state)``.
+
+    Subclasses compose :meth:`step` from blocks; each step must leave the
+    iteration's symbol logits in ``state["logits"]``. :meth:`initial_state`
+    gives the starting state (default: empty).
+
+    Args:
+        qam: the constellation.
+        iterations: ``T``, at least 1.
+    """
+
+    def __init__(self, qam: QAM | int, iterations: int):
+        super().__init__(qam)
+        if iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {iterations}")
+        self.iterations = iterations
+
+    def initial_state(self, graph: MIMOGraph) -> State:
+        return {}
+
+    def step(self, graph: MIMOGraph, state: State) -> State:
+        raise NotImplementedError
+
+    def iterate(self, graph: MIMOGraph) -> Tensor:
+        state, logits = self.initial_state(graph), []
+        for _ in range(self.iterations):
+            state = self.step(graph, state)
+            logits.append(state["logits"])
+        return torch.stack(logits).to(graph.noise_var.dtype)

@@ -11,19 +11,17 @@ on the old value, ``ε = 1e-13`` in float64 (``double=True``).
 """
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
 from gnnmimo.blocks.denoiser import Denoiser
 from gnnmimo.blocks.ep import EPCavity, EPUpdate
+from gnnmimo.blocks.base import State
 from gnnmimo.constellation import QAM
-from gnnmimo.detector import Detector
+from gnnmimo.detector import UnrolledDetector
 from gnnmimo.graph import MIMOGraph
 from zoo.registry import register
 
 
 @register("ep")
-class EP(Detector):
+class EP(UnrolledDetector):
     """Classical EP detector.
 
     Args:
@@ -38,18 +36,11 @@ class EP(Detector):
 
     def __init__(self, qam: QAM | int, iterations: int = 10, damping: float = 0.9,
                  eps: float | None = None, double: bool = True):
-        super().__init__(qam)
-        if iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {iterations}")
-        self.iterations = iterations
+        super().__init__(qam, iterations)
         self.cavity = EPCavity(eps=eps, double=double)
         self.denoiser = Denoiser(self.qam, eps=eps)
         self.site_update = EPUpdate(damping)
 
-    def iterate(self, graph: MIMOGraph) -> Tensor:
-        state, logits = {}, []
-        for _ in range(self.iterations):
-            state = self.denoiser(graph, self.cavity(graph, state))
-            logits.append(state["logits"])
-            state = self.site_update(graph, state)
-        return torch.stack(logits).to(graph.noise_var.dtype)
+    def step(self, graph: MIMOGraph, state: State) -> State:
+        # the site update leaves the tilted posterior's logits in the state
+        return self.site_update(graph, self.denoiser(graph, self.cavity(graph, state)))

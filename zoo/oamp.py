@@ -10,19 +10,17 @@ step is re-estimated from the residual, not propagated from the denoiser).
 """
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
 from gnnmimo.blocks.denoiser import Denoiser, prior_state
 from gnnmimo.blocks.oamp import OAMPLinear
+from gnnmimo.blocks.base import State
 from gnnmimo.constellation import QAM
-from gnnmimo.detector import Detector
+from gnnmimo.detector import UnrolledDetector
 from gnnmimo.graph import MIMOGraph
 from zoo.registry import register
 
 
 @register("oamp")
-class OAMP(Detector):
+class OAMP(UnrolledDetector):
     """Classical OAMP detector; returns the denoiser's logits after each iteration.
 
     Args:
@@ -32,17 +30,12 @@ class OAMP(Detector):
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, double: bool = False):
-        super().__init__(qam)
-        if iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {iterations}")
-        self.iterations = iterations
+        super().__init__(qam, iterations)
         self.linear = OAMPLinear(double=double)
         self.denoiser = Denoiser(self.qam)
 
-    def iterate(self, graph: MIMOGraph) -> Tensor:
-        state = prior_state(graph)
-        logits = []
-        for _ in range(self.iterations):
-            state = self.denoiser(graph, self.linear(graph, state))
-            logits.append(state["logits"])
-        return torch.stack(logits).to(graph.noise_var.dtype)
+    def initial_state(self, graph: MIMOGraph) -> State:
+        return prior_state(graph)
+
+    def step(self, graph: MIMOGraph, state: State) -> State:
+        return self.denoiser(graph, self.linear(graph, state))
