@@ -116,6 +116,8 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument("--plot", help="write a PNG plot (log SER vs SNR) here")
     parser.add_argument("--resume", action="store_true",
                         help="keep the points already in --json and run only the missing ones")
+    parser.add_argument("--ser-target", type=float, default=1e-2,
+                        help="also tabulate the SNR (interpolated) at which each curve reaches this SER")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(main=evaluate_main)
 
@@ -142,7 +144,7 @@ def build_detectors(args: argparse.Namespace) -> dict:
 
 def evaluate_main(args: argparse.Namespace) -> int:
     from gnnmimo.evaluation import evaluate
-    from gnnmimo.report import atomic_write, load_json, markdown_table, plot_ser, save_json
+    from gnnmimo.report import atomic_write, load_json, markdown_table, plot_ser, save_json, snr_at_ser_table
     from gnnmimo.sampling import MIMOSampler
 
     detectors = build_detectors(args)
@@ -165,7 +167,7 @@ def evaluate_main(args: argparse.Namespace) -> int:
         print(f"\ninterrupted; {len(results)} records kept"
               + (f" in {args.json} (rerun with --resume to continue)" if args.json else ""), file=sys.stderr)
         return 130
-    table = markdown_table(results)
+    table = markdown_table(results) + "\n" + snr_at_ser_table(results, args.ser_target)
     print(table)
     if args.markdown:
         atomic_write(args.markdown, lambda handle: handle.write(table.encode()))

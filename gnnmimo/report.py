@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections import defaultdict
@@ -55,6 +56,39 @@ def markdown_table(results: list[PointResult]) -> str:
             cells.append("—" if r is None else
                          f"{r.ser:.3g} [{r.ser_ci_low:.2g}, {r.ser_ci_high:.2g}] ({r.symbol_errors}/{r.symbols})")
         lines.append(f"| {nr} | {nt} | {qam} | {channel} | {snr:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def snr_at_ser(results: list[PointResult], target: float = 1e-2) -> float | None:
+    """SNR (dB) at which SER crosses ``target``, interpolated linearly in
+    ``log10 SER`` between the two bracketing points of one curve.
+
+    ``results``: the points of one detector and one Nt. ``None`` when the curve
+    does not cross ``target`` (or a bracketing point has no errors).
+    """
+    points = sorted((r.snr_db, r.ser) for r in results)
+    for (snr_a, ser_a), (snr_b, ser_b) in zip(points, points[1:]):
+        if ser_a >= target > ser_b and ser_b > 0:
+            fraction = (math.log10(ser_a) - math.log10(target)) / (math.log10(ser_a) - math.log10(ser_b))
+            return snr_a + fraction * (snr_b - snr_a)
+    return None
+
+
+def snr_at_ser_table(results: list[PointResult], target: float = 1e-2) -> str:
+    """Markdown: one row per (Nr, Nt, QAM, channel), one column per detector,
+    the SNR (dB) at SER ``target`` (see :func:`snr_at_ser`)."""
+    detectors = list(dict.fromkeys(r.detector for r in results))
+    curves = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        curves[(r.nr, r.nt, r.qam, r.channel)][r.detector].append(r)
+    lines = [f"| Nr | Nt | QAM | channel | " + " | ".join(f"{d} (dB @ SER {target:g})" for d in detectors) + " |",
+             "|---" * (4 + len(detectors)) + "|"]
+    for (nr, nt, qam, channel), by_detector in sorted(curves.items()):
+        cells = []
+        for name in detectors:
+            snr = snr_at_ser(by_detector.get(name, []), target)
+            cells.append("—" if snr is None else f"{snr:.2f}")
+        lines.append(f"| {nr} | {nt} | {qam} | {channel} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

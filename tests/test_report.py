@@ -1,0 +1,60 @@
+"""Evaluation reports: SNR-at-SER interpolation, tables, JSON round trip, CLI end to end."""
+import json
+
+import pytest
+
+from gnnmimo.cli import main
+from gnnmimo.evaluation import PointResult, clopper_pearson
+from gnnmimo.report import load_json, markdown_table, save_json, snr_at_ser, snr_at_ser_table
+
+
+def point(snr, ser, detector="mmse", nt=4):
+    symbols = 10_000
+    errors = round(ser * symbols)
+    low, high = clopper_pearson(errors, symbols)
+    return PointResult(detector, 8, nt, 16, "iid", snr, symbols, errors, errors / symbols, low, high,
+                       4 * symbols, errors, errors / symbols / 4, 0.0, 1.0, 0.1)
+
+
+def test_snr_at_ser_interpolates_in_log_domain():
+    curve = [point(10.0, 1e-1), point(12.0, 1e-3), point(8.0, 0.3)]
+    assert snr_at_ser(curve, 1e-2) == pytest.approx(11.0)
+    assert snr_at_ser(curve, 1e-4) is None  # never reached
+
+
+def test_clopper_pearson_brackets_the_rate():
+    low, high = clopper_pearson(50, 1000)
+    assert low < 0.05 < high and clopper_pearson(0, 100)[0] == 0.0
+
+
+def test_tables_and_json_round_trip(tmp_path):
+    results = [point(10.0, 1e-1), point(12.0, 1e-3), point(10.0, 2e-1, "zf"), point(12.0, 5e-3, "zf")]
+    save_json(results, tmp_path / "r.json")
+    assert load_json(tmp_path / "r.json") == results
+    assert "| 8 | 4 | 16 | iid | 10 |" in markdown_table(results)
+    assert "11.00" in snr_at_ser_table(results) and "zf" in snr_at_ser_table(results)
+
+
+def test_evaluate_cli_end_to_end_and_resume(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    args = ["evaluate", "--detector", "mmse", "--detector", "zf", "--nr", "4", "--nt", "2,3", "--qam", "4",
+            "--snr", "0:5:10", "--target-errors", "20", "--max-symbols", "2000", "--batch-size", "200",
+            "--json", str(out), "--plot", str(tmp_path / "p.png"), "--markdown", str(tmp_path / "t.md"),
+            "--no-progress"]
+    assert main(args) == 0
+    records = json.loads(out.read_text())
+    assert len(records) == 2 * 2 * 3
+    assert set(records[0]) >= {"detector", "nr", "nt", "qam", "channel", "snr_db", "symbols", "symbol_errors",
+                               "ser", "ser_ci_low", "ser_ci_high", "bits", "bit_errors", "ber", "seconds"}
+    assert (tmp_path / "p.png").stat().st_size > 0 and "SER" in (tmp_path / "t.md").read_text()
+    assert main(args + ["--resume"]) == 0  # nothing left to run: same records
+    assert json.loads(out.read_text()) == records
+
+
+def test_evaluate_cli_rejects_bad_options():
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--detector", "nope", "--nr", "4", "--nt", "2", "--snr", "1"])
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--detector", "mmse", "--nr", "4", "--nt", "2", "--snr", "1", "--rho", "0.5"])
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--detector", "mmse", "--nr", "4", "--nt", "2", "--snr", "5:-1:1"])
