@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
-	$(BIN)/gnnmimo evaluate --detector mf --detector zf --detector mmse \
+	$(BIN)/gnnmimo evaluate --detector zf --detector mmse --detector vblast --detector oamp \
+	    --detector ep --detector kbest:k=32 \
 	    --nr 8 --nt 4,8 --qam 16 --channel iid --snr 8:3:26 \
-	    --target-errors 500 --max-symbols 400000 --seed 0 \
+	    --target-errors 300 --max-symbols 200000 --seed 0 \
 	    --json results/demo.json --markdown results/demo.md --plot results/demo.png
 
 test: $(STAMP)
