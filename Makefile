@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# the CPU build of torch first, so the ranges below install nothing more
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test,sionna]'
+	$(BIN)/pip install --quiet -e '.[test,sionna,sdr]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
