@@ -183,3 +183,30 @@ def test_configuration_errors_are_clear():
     graph = MIMOSampler(8, 2, 16).sample(2, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=r"built for Nr=6 .* Nr in \[8\]"):
         small_remimo()(graph)
+
+
+@pytest.mark.parametrize("name", zoo.list_pretrained())
+def test_pretrained_models_keep_the_symmetries(name):
+    """The shipped (trained) checkpoints load by name and stay equivariant, batch
+    independent and well-formed on every user count of their range."""
+    detector = zoo.load(name)
+    system = detector.checkpoint["system"]
+    sampler = MIMOSampler(system["nr"], tuple(system["nt"]), system["qam"], snr_db=(0.0, 20.0))
+    graph = sampler.sample(24, sampler.generator(3))
+    assert_permutation_equivariant(detector, graph)
+    assert_batch_independent(detector, graph)
+    assert_generalises_over_user_counts(detector, system["nr"], tuple(system["nt"]), system["qam"])
+    graph_path = zoo.load(name, attention="graph")
+    assert torch.allclose(graph_path(graph).probs, detector(graph).probs, atol=1e-4)
+
+
+def test_pretrained_4qam_model_beats_lmmse_on_fresh_samples():
+    """A quick guard that the shipped weights are the trained ones (its card has the full table)."""
+    detector = zoo.load("remimo-nr16-nt4-8-qam4")
+    sampler = MIMOSampler(16, 8, 4, snr_db=6.0)
+    graph = sampler.sample(1000, sampler.generator(7))
+    label = graph[USER].label
+    with torch.no_grad():
+        ours = int((detector(graph).hard != label).sum())
+    mmse = int((zoo.create("mmse", 4)(graph).hard != label).sum())
+    assert ours < mmse, (ours, mmse)
