@@ -16,7 +16,6 @@ import zlib
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Mapping
 
-import torch
 from scipy.stats import beta
 from tqdm.auto import tqdm
 

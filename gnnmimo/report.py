@@ -81,7 +81,7 @@ def snr_at_ser_table(results: list[PointResult], target: float = 1e-2) -> str:
     curves = defaultdict(lambda: defaultdict(list))
     for r in results:
         curves[(r.nr, r.nt, r.qam, r.channel)][r.detector].append(r)
-    lines = [f"| Nr | Nt | QAM | channel | " + " | ".join(f"{d} (dB @ SER {target:g})" for d in detectors) + " |",
+    lines = ["| Nr | Nt | QAM | channel | " + " | ".join(f"{d} (dB @ SER {target:g})" for d in detectors) + " |",
              "|---" * (4 + len(detectors)) + "|"]
     for (nr, nt, qam, channel), by_detector in sorted(curves.items()):
         cells = []

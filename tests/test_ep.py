@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-from hypothesis import given
 from torch_geometric.utils import scatter
 
 import zoo
@@ -14,8 +13,6 @@ from gnnmimo.channels import ChannelModel
 from gnnmimo.evaluation import clopper_pearson
 from gnnmimo.graph import USER
 from gnnmimo.sampling import MIMOSampler
-from gnnmimo.testing import (assert_batch_independent, assert_generalises_over_user_counts,
-                             assert_permutation_equivariant, mimo_batches)
 
 #: two-sided confidence of a ±4σ Gaussian interval
 FOUR_SIGMA = math.erf(4 / math.sqrt(2))
@@ -178,16 +175,6 @@ def test_finite_at_high_snr_and_strong_correlation(channel, double):
     assert torch.isfinite(logits).all()
 
 
-# ------------------------------------------------------------ properties
-@given(mimo_batches(nr=(2, 8), qam=[4, 16], mixed_nr=True, batch_size=(1, 6), precision="double"))
-def test_ep_properties(graph):
-    detector = zoo.create("ep", qam=graph.qam)
-    assert_permutation_equivariant(detector, graph, permute_antennas=True)
-    assert_batch_independent(detector, graph)
-
-
-def test_ep_generalises_over_user_counts():
-    assert_generalises_over_user_counts(zoo.create("ep", qam=16), nr=(4, 8), nt_range=(1, 10))
 
 
 # ------------------------------------------------------------ Sionna oracle

@@ -29,7 +29,6 @@ instance order (zeros past ``Nt_b``).
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import add_self_loops, softmax
