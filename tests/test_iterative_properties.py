@@ -1,9 +1,13 @@
-"""AMP, OAMP and EP through gnnmimo.testing: permutation equivariance (users and
-antennas), batch independence on mixed Nt/Nr batches, every user count."""
+"""AMP, OAMP and EP: permutation equivariance (users and antennas) and batch
+independence on mixed Nt/Nr batches through gnnmimo.testing, every user count,
+and finite outputs from 0 to 60 dB on i.i.d. and strongly correlated channels."""
 import pytest
+import torch
 from hypothesis import given
 
 import zoo
+from gnnmimo.channels import ChannelModel
+from gnnmimo.sampling import MIMOSampler
 from gnnmimo.testing import (assert_batch_independent, assert_generalises_over_user_counts,
                              assert_permutation_equivariant, mimo_batches)
 
@@ -21,3 +25,13 @@ def test_properties(name, graph):
 @pytest.mark.parametrize("name", ITERATIVE)
 def test_generalises_over_user_counts(name):
     assert_generalises_over_user_counts(zoo.create(name, qam=16), nr=(4, 8), nt_range=(1, 10))
+
+
+@pytest.mark.parametrize("name, options", [("amp", {}), ("oamp", {"double": False}), ("oamp", {"double": True}),
+                                           ("ep", {"double": False}), ("ep", {"double": True})])
+@pytest.mark.parametrize("channel", [ChannelModel(), ChannelModel("kronecker", 0.95)],
+                         ids=["iid", "kronecker-0.95"])
+def test_finite_at_high_snr_and_strong_correlation(name, options, channel):
+    sampler = MIMOSampler(nr=(4, 12), nt=(2, 8), qam=16, channel=channel)
+    graph = sampler.sample(200, sampler.generator(7), snr_db=torch.linspace(0, 60, 200))
+    assert torch.isfinite(zoo.create(name, qam=16, **options).detect(graph).logits).all()
