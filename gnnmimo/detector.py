@@ -95,6 +95,17 @@ class Detector(nn.Module):
         """Return ``[T, N_u, M]`` logits after each iteration."""
         raise NotImplementedError
 
+    def require_users_at_most_antennas(self, graph: MIMOGraph, hint: str = "", name: str | None = None) -> None:
+        """Raise ``ValueError`` naming the first instance with ``Nt > Nr`` (for detectors
+        that need a full-column-rank channel); ``hint`` is appended to the message,
+        ``name`` (default: the class name) starts it."""
+        wide = (graph.num_users > graph.num_antennas).nonzero()[:, 0]
+        if wide.numel():
+            b = int(wide[0])
+            raise ValueError(f"{name or type(self).__name__} needs Nt <= Nr, but instance {b} has "
+                             f"Nt={int(graph.num_users[b])} > Nr={int(graph.num_antennas[b])} "
+                             f"({wide.numel()} such instances){hint}")
+
     @torch.no_grad()
     def detect(self, graph: MIMOGraph) -> Detection:
         """Inference helper: ``forward`` without gradients."""

@@ -5,8 +5,18 @@ profiles are defined in :mod:`gnnmimo.testing.profiles`).
 """
 import os
 
+import pytest
 from hypothesis import settings
 
 import gnnmimo.testing  # noqa: F401  (registers the profiles)
+from gnnmimo.graph import USER
 
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def ser():
+    """``ser(detector, graph)``: the detector's symbol error rate on a labelled batch."""
+    def symbol_error_rate(detector, graph):
+        return float((detector.detect(graph).hard != graph[USER].label).float().mean())
+    return symbol_error_rate

@@ -99,12 +99,7 @@ class ZeroForcing(SolvingDetector):
 
     def check_input(self, graph):
         super().check_input(graph)
-        wide = (graph.num_users > graph.num_antennas).nonzero()[:, 0]
-        if wide.numel():
-            b = int(wide[0])
-            raise ValueError(f"ZF needs Nt <= Nr, but instance {b} has Nt={int(graph.num_users[b])} > "
-                             f"Nr={int(graph.num_antennas[b])} ({wide.numel()} such instances); "
-                             "use mmse instead")
+        self.require_users_at_most_antennas(graph, "; use mmse instead", name="ZF")
 
     def equalize(self, graph):
         view = self.dense_view(graph)

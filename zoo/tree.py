@@ -48,12 +48,7 @@ class TreeSearchDetector(Detector):
 
     def check_input(self, graph: MIMOGraph) -> None:
         super().check_input(graph)
-        wide = (graph.num_users > graph.num_antennas).nonzero()[:, 0]
-        if wide.numel():
-            b = int(wide[0])
-            raise ValueError(f"{type(self).__name__} needs Nt <= Nr (a full-rank triangular model), "
-                             f"but instance {b} has Nt={int(graph.num_users[b])} > "
-                             f"Nr={int(graph.num_antennas[b])} ({wide.numel()} such instances)")
+        self.require_users_at_most_antennas(graph, " (a full-rank triangular model)")
 
     def logits(self, graph: MIMOGraph, metrics: Tensor) -> Tensor:
         """Per-user-and-symbol distances ``[B, Nt_max, M]`` → logits ``[1, N_u, M]``."""
