@@ -31,7 +31,9 @@ near-ML detector is 1–4 dB better than LMMSE, so its own SER over that
 range spans roughly 1e-1 … 1e-4: the region an error-correcting code
 operates in, from where learning is easy to where it matters. The paper's
 hand-set 16-QAM rule at ``Nr = 64``, ``[Nt/8 + 6, Nt/8 + 13]`` dB, sits at
-about the same LMMSE SERs. A fixed range ``snr=(low, high)`` applies to every ``Nt``.
+about the same LMMSE SERs. A fixed range ``snr=(low, high)`` applies to every ``Nt``;
+a dict ``{nt: (low, high)}`` sets one per ``Nt`` (e.g. GEPNet's 8–23.5 dB at
+``Nt = 4`` and 10–30.5 dB at ``Nt = 8``).
 
 **Optimisation.** Adam; ``schedule="plateau"`` (the paper: learning rate
 × 0.91 whenever the validation loss stops improving, checked every
@@ -166,7 +168,8 @@ class TrainConfig:
         detector: a registered detector name; ``options`` its constructor options.
         qam, nr, nt: constellation order, receive antennas, user range ``(low, high)``.
         channel: ``ChannelModel`` fields (``kind``, ``rho``, ``csi_error``).
-        snr: ``"auto"`` or a fixed range ``(low, high)`` in dB for every Nt.
+        snr: ``"auto"``, a fixed range ``(low, high)`` in dB for every Nt, or
+            ``{nt: (low, high)}`` for each trained Nt.
         snr_targets: LMMSE SERs at the low and high end of the auto range.
         nt_mode: ``"batch"`` (one Nt per minibatch, the paper) or ``"mixed"``.
         steps, batch_size, lr: optimisation length, minibatch size, Adam's rate.
@@ -187,7 +190,7 @@ class TrainConfig:
     nt: tuple[int, int] = (4, 8)
     nt_step: int = 1
     channel: dict = field(default_factory=lambda: {"kind": "iid", "rho": 0.0, "csi_error": 0.0})
-    snr: str | tuple[float, float] = "auto"
+    snr: str | tuple[float, float] | dict[int, tuple[float, float]] = "auto"
     snr_targets: tuple[float, float] = (1e-1, 1e-3)
     nt_mode: str = "batch"
     steps: int = 10_000
@@ -208,13 +211,19 @@ class TrainConfig:
 
     def __post_init__(self):
         self.nt = tuple(self.nt)
-        self.snr = self.snr if self.snr == "auto" else tuple(float(v) for v in self.snr)
+        if isinstance(self.snr, dict):
+            self.snr = {int(nt): tuple(float(v) for v in bounds) for nt, bounds in self.snr.items()}
+        elif self.snr != "auto":
+            self.snr = tuple(float(v) for v in self.snr)
+        ranges = self.snr.values() if isinstance(self.snr, dict) else [] if self.snr == "auto" else [self.snr]
         self.snr_targets = tuple(self.snr_targets)
         checks = [(self.nt_mode in NT_MODES, f"nt_mode must be one of {NT_MODES}"),
                   (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
                   (self.loss_weights in LOSS_WEIGHTS, f"loss_weights must be one of {LOSS_WEIGHTS}"),
-                  (self.snr == "auto" or len(self.snr) == 2 and self.snr[0] <= self.snr[1],
-                   "snr must be 'auto' or (low, high) with low <= high"),
+                  (all(len(r) == 2 and r[0] <= r[1] for r in ranges),
+                   "snr must be 'auto', (low, high) or {nt: (low, high)} with low <= high"),
+                  (not isinstance(self.snr, dict) or set(self.snr) == set(self.nts),
+                   f"per-Nt snr ranges must name exactly the trained Nt {self.nts}"),
                   (1 <= self.nt[0] <= self.nt[1], "nt must be (low, high) with 1 <= low <= high"),
                   (self.nt_step >= 1 and (self.nt[1] - self.nt[0]) % self.nt_step == 0,
                    "nt_step must be >= 1 and divide high - low"),
@@ -277,6 +286,8 @@ class Trainer:
             self.snr_ranges = {int(k): tuple(v) for k, v in checkpoint["training"]["snr_ranges"].items()}
         elif config.snr == "auto":
             self.snr_ranges = auto_snr_ranges(self.sampler, config.nts, config.snr_targets, seed=config.val_seed)
+        elif isinstance(config.snr, dict):
+            self.snr_ranges = dict(config.snr)
         else:
             self.snr_ranges = {nt: config.snr for nt in config.nts}
         self._snr_table = torch.tensor([self.snr_ranges[nt] for nt in config.nts],
@@ -502,18 +513,26 @@ def concat_graphs(graphs: list[MIMOGraph]) -> MIMOGraph:
 
 
 # ------------------------------------------------------------- command line
-def parse_snr_option(text: str) -> tuple[str | tuple[float, float], tuple[float, float] | None]:
-    """``"auto"``, ``"auto:1e-1:1e-3"`` (LMMSE SER targets) or ``"LOW:HIGH"`` dB → ``(snr, targets)``."""
+def parse_snr_option(text: str) -> tuple[str | tuple | dict, tuple[float, float] | None]:
+    """``"auto"``, ``"auto:1e-1:1e-3"`` (LMMSE SER targets), ``"LOW:HIGH"`` dB, or per Nt
+    ``"4=8:23.5,8=10:30.5"`` → ``(snr, targets)``."""
+    def bounds(item: str) -> tuple[float, float]:
+        low, high = (float(v) for v in item.split(":"))
+        if low > high:
+            raise ValueError(item)
+        return low, high
+
     parts = text.split(":")
     try:
         if parts[0] == "auto" and len(parts) in (1, 3):
             return "auto", (tuple(float(v) for v in parts[1:]) or None)
-        low, high = (float(v) for v in parts)
-        if low <= high:
-            return (low, high), None
+        if "=" in text:
+            return {int(nt): bounds(item) for nt, item in (part.split("=") for part in text.split(","))}, None
+        return bounds(text), None
     except ValueError:
         pass
-    raise argparse.ArgumentTypeError(f"expected auto, auto:SER_LOW_END:SER_HIGH_END or LOW:HIGH dB; got {text!r}")
+    raise argparse.ArgumentTypeError("expected auto, auto:SER_LOW_END:SER_HIGH_END, LOW:HIGH dB or "
+                                     f"NT=LOW:HIGH,NT=LOW:HIGH; got {text!r}")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -527,7 +546,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nt-step", type=int, default=1,
                         help="train on LOW, LOW+STEP, …, HIGH users only (e.g. 2 for even Nt)")
     parser.add_argument("--snr", type=parse_snr_option, default=("auto", None),
-                        help="training SNR per Nt: auto (LMMSE SER 1e-1…1e-3), auto:1e-1:1e-3, or LOW:HIGH dB")
+                        help="training SNR per Nt: auto (LMMSE SER 1e-1…1e-3), auto:1e-1:1e-3, LOW:HIGH dB, "
+                             "or per Nt, e.g. 4=8:23.5,8=10:30.5")
     add_channel_arguments(parser)
     model = parser.add_argument_group("model size (detector options)")
     model.add_argument("--d-model", type=int, help="state width d_s")

@@ -12,5 +12,6 @@ from zoo import linear  # noqa: F401  (registers mf, zf, mmse)
 from zoo import remimo  # noqa: F401  (registers remimo)
 from zoo import amp, ep, oamp  # noqa: F401  (registers amp, ep, oamp)
 from zoo import sdr, sic, tree  # noqa: F401  (registers sdr, vblast, zf-pic, kbest, ml)
+from zoo import ampgnn, epgnn, gnn  # noqa: F401  (registers ampgnn, epgnn, gnn)
 
 __all__ = ["create", "create_from_spec", "list", "list_pretrained", "load", "parse_spec", "register"]

@@ -48,14 +48,29 @@ def gaussian_denoise(obs_mean: Tensor, obs_var: Tensor, alphabet: Tensor,
         ``(log_probs [..., P], mean [...], var [...])``; ``log_probs`` are
         normalised (``logsumexp = 0``).
     """
-    eps = default_eps(obs_mean.dtype) if eps is None else eps
     alphabet = alphabet.to(obs_mean)
     tau = obs_var.clamp_min(torch.finfo(obs_var.dtype).tiny)
     log_probs = (-(obs_mean[..., None] - alphabet).square() / (2 * tau[..., None])).log_softmax(-1)
+    return (log_probs, *pam_moments(log_probs, alphabet, eps))
+
+
+def pam_moments(log_probs: Tensor, alphabet: Tensor, eps: float | None = None) -> tuple[Tensor, Tensor]:
+    """Mean ``Σ_s s p(s)`` and variance ``max(Σ_s (s − mean)² p(s), ε)`` of PAM distributions.
+
+    Args:
+        log_probs: ``[..., P]`` normalised log-probabilities over the alphabet.
+        alphabet: ``[P]`` the PAM alphabet ``A``.
+        eps: the variance floor (default :func:`default_eps` of ``log_probs``' dtype).
+
+    Returns:
+        ``(mean [...], var [...])``.
+    """
+    eps = default_eps(log_probs.dtype) if eps is None else eps
+    alphabet = alphabet.to(log_probs)
     probs = log_probs.exp()
     mean = (probs * alphabet).sum(-1)
     var = (probs * (alphabet - mean[..., None]).square()).sum(-1).clamp_min(eps)
-    return log_probs, mean, var
+    return mean, var
 
 
 def prior_state(graph: MIMOGraph, dtype: torch.dtype | None = None) -> State:
@@ -95,6 +110,39 @@ class Denoiser(Block):
                                                  self.qam.pam_as(obs_mean), self.eps)
         logits = self.qam.symbol_logits_from_pam(pam_logits[:, 0], pam_logits[:, 1])
         return {"pam_logits": pam_logits, "mean": mean, "var": var, "logits": logits}
+
+    def extra_repr(self) -> str:
+        return f"qam={self.qam.order}, eps={self.eps}"
+
+
+class PAMPosterior(Block):
+    """Moments and symbol logits of per-component PAM distributions (e.g. a learned readout).
+
+    The two real components of a user are taken independent, as in
+    :class:`Denoiser`: ``logit(s) = log p(Re s) + log p(Im s)``.
+
+    Args:
+        qam: the constellation.
+        eps: the posterior variance floor (default :func:`default_eps` of the logits' dtype).
+
+    :reads: ``pam_logits [N_u, 2, P]`` (unnormalised log-probabilities for Re and Im).
+    :writes: ``pam_logits`` (normalised), ``mean [N_u, 2]``, ``var [N_u, 2]``,
+        ``logits [N_u, M]``.
+    """
+
+    reads = ("pam_logits",)
+    writes = ("pam_logits", "mean", "var", "logits")
+
+    def __init__(self, qam: QAM | int, eps: float | None = None):
+        super().__init__()
+        self.qam = qam if isinstance(qam, QAM) else QAM(qam)
+        self.eps = eps
+
+    def update(self, graph: MIMOGraph, state: State) -> State:
+        log_probs = state["pam_logits"].log_softmax(-1)
+        mean, var = pam_moments(log_probs, self.qam.pam_as(log_probs), self.eps)
+        logits = self.qam.symbol_logits_from_pam(log_probs[:, 0], log_probs[:, 1])
+        return {"pam_logits": log_probs, "mean": mean, "var": var, "logits": logits}
 
     def extra_repr(self) -> str:
         return f"qam={self.qam.order}, eps={self.eps}"

@@ -1,0 +1,50 @@
+r"""AMP-GNN (He, Yu, Zhang, Song, Letaief; IEEE TWC 2023).
+
+Unfolded AMP (:mod:`gnnmimo.blocks.amp`, on the bipartite antenna–user
+graph) in which the pairwise-MRF GNN (:mod:`gnnmimo.blocks.gnn`) replaces
+the constellation denoiser: each of the ``T`` iterations is
+
+``AMPLinear → PairwiseMRFGNN (L rounds, extra inputs r_k, Σ_k) → PAMPosterior``,
+
+and the mean and variance of the GNN's PAM distribution are the ``x̂, v``
+of the next AMP step. The GNN's states carry across iterations. Starts at
+the prior ``x̂ = 0, v = Es``.
+
+The paper proves AMP-GNN permutation equivariant (so is this one: every
+block is); its layer sizes are not public, so the GNN takes GEPNet's
+(``L = 2``, ``S_u = 8``, message ``(2S_u+2)→64→32→8``, GRU 64, readout
+``8→64→32→P``) and ``T = 10``.
+"""
+from __future__ import annotations
+
+from gnnmimo.blocks.amp import AMPLinear
+from gnnmimo.blocks.base import State
+from gnnmimo.blocks.denoiser import PAMPosterior, prior_state
+from gnnmimo.blocks.gnn import PairwiseMRFGNN
+from gnnmimo.constellation import QAM
+from gnnmimo.detector import UnrolledDetector
+from gnnmimo.graph import MIMOGraph
+from zoo.registry import register
+
+
+@register("ampgnn")
+class AMPGNN(UnrolledDetector):
+    """AMP-GNN (see module doc).
+
+    Args:
+        qam: the constellation.
+        iterations: AMP iterations ``T`` (default 10).
+        rounds: GNN rounds ``L`` per iteration (default 2).
+    """
+
+    def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2):
+        super().__init__(qam, iterations)
+        self.linear = AMPLinear()
+        self.gnn = PairwiseMRFGNN(self.qam, rounds, extra_inputs=("obs_mean", "obs_var"))
+        self.posterior = PAMPosterior(self.qam)
+
+    def initial_state(self, graph: MIMOGraph) -> State:
+        return prior_state(graph)
+
+    def step(self, graph: MIMOGraph, state: State) -> State:
+        return self.posterior(graph, self.gnn(graph, self.linear(graph, state)))

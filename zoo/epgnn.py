@@ -1,0 +1,54 @@
+r"""EP-GNN: GEPNet (Kosasih, Onasis, Miloslavskaya, Hardjawana, Andrean, Vucetic; IEEE JSAC 2022).
+
+Expectation propagation (:mod:`gnnmimo.blocks.ep`) whose tilted posterior
+comes from the pairwise-MRF GNN (:mod:`gnnmimo.blocks.gnn`) instead of the
+Gaussian-times-prior of the cavity alone. Each of the ``T`` iterations is
+
+``EPCavity → PairwiseMRFGNN (L rounds, extra inputs t_k, h_k²) → PAMPosterior → EPUpdate``:
+
+the GNN sees the channel MRF and the cavity ``(t_k, h_k²)`` of every real
+component, its PAM distribution gives the posterior mean and variance that
+the EP site update turns into new sites ``(λ, γ)``. The GNN's node and GRU
+states carry across EP iterations.
+
+GEPNet's sizes: ``T = 10``, ``L = 2``, ``S_u = 8``, message MLP
+``(2S_u+2)→64→32→8``, GRU 64, readout ``8→64→32→P``, damping 0.7 on the old
+value (λ < 0 reverts), cross-entropy on the last logits (train with
+``--loss-weights last``).
+"""
+from __future__ import annotations
+
+from gnnmimo.blocks.base import State
+from gnnmimo.blocks.denoiser import PAMPosterior
+from gnnmimo.blocks.ep import EPCavity, EPUpdate
+from gnnmimo.blocks.gnn import PairwiseMRFGNN
+from gnnmimo.constellation import QAM
+from gnnmimo.detector import UnrolledDetector
+from gnnmimo.graph import MIMOGraph
+from zoo.registry import register
+
+
+@register("epgnn")
+class EPGNN(UnrolledDetector):
+    """GEPNet (see module doc).
+
+    Args:
+        qam: the constellation.
+        iterations: EP iterations ``T`` (default 10).
+        rounds: GNN rounds ``L`` per EP iteration (default 2).
+        damping: EP damping ``β`` on the old sites (default 0.7).
+        double: run the EP cavity in float64 (default false: training speed;
+            the GNN runs in float32 either way).
+    """
+
+    def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, damping: float = 0.7,
+                 double: bool = False):
+        super().__init__(qam, iterations)
+        self.cavity = EPCavity(double=double)
+        self.gnn = PairwiseMRFGNN(self.qam, rounds, extra_inputs=("obs_mean", "obs_var"))
+        self.posterior = PAMPosterior(self.qam)
+        self.site_update = EPUpdate(damping)
+
+    def step(self, graph: MIMOGraph, state: State) -> State:
+        tilted = self.posterior(graph, self.gnn(graph, self.cavity(graph, state)))
+        return self.site_update(graph, tilted)
