@@ -125,7 +125,8 @@ class PAMPosterior(Block):
         qam: the constellation.
         eps: the posterior variance floor (default :func:`default_eps` of the logits' dtype).
 
-    :reads: ``pam_logits [N_u, 2, P]`` (unnormalised log-probabilities for Re and Im).
+    :reads: ``pam_logits [N_u, 2, P]`` (unnormalised log-probabilities for Re and Im;
+        ``[N_u, 2P]`` is read as Re's ``P`` then Im's).
     :writes: ``pam_logits`` (normalised), ``mean [N_u, 2]``, ``var [N_u, 2]``,
         ``logits [N_u, M]``.
     """
@@ -139,7 +140,8 @@ class PAMPosterior(Block):
         self.eps = eps
 
     def update(self, graph: MIMOGraph, state: State) -> State:
-        log_probs = state["pam_logits"].log_softmax(-1)
+        pam_logits = state["pam_logits"]
+        log_probs = pam_logits.view(pam_logits.shape[0], 2, -1).log_softmax(-1)
         mean, var = pam_moments(log_probs, self.qam.pam_as(log_probs), self.eps)
         logits = self.qam.symbol_logits_from_pam(log_probs[:, 0], log_probs[:, 1])
         return {"pam_logits": log_probs, "mean": mean, "var": var, "logits": logits}
