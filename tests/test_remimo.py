@@ -185,17 +185,13 @@ def test_configuration_errors_are_clear():
         small_remimo()(graph)
 
 
-@pytest.mark.parametrize("name", zoo.list_pretrained())
-def test_pretrained_models_keep_the_symmetries(name):
-    """The shipped (trained) checkpoints load by name and stay equivariant, batch
-    independent and well-formed on every user count of their range."""
+@pytest.mark.parametrize("name", [name for name in zoo.list_pretrained() if name.startswith("remimo")])
+def test_pretrained_attention_paths_agree(name):
+    """A shipped checkpoint gives the same probabilities with either attention implementation."""
     detector = zoo.load(name)
     system = detector.checkpoint["system"]
     sampler = MIMOSampler(system["nr"], tuple(system["nt"]), system["qam"], snr_db=(0.0, 20.0))
     graph = sampler.sample(24, sampler.generator(3))
-    assert_permutation_equivariant(detector, graph)
-    assert_batch_independent(detector, graph)
-    assert_generalises_over_user_counts(detector, system["nr"], tuple(system["nt"]), system["qam"])
     graph_path = zoo.load(name, attention="graph")
     assert torch.allclose(graph_path(graph).probs, detector(graph).probs, atol=1e-4)
 
