@@ -70,6 +70,7 @@ from tqdm.auto import tqdm
 
 from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import differences, load_weights, read_checkpoint, save_checkpoint
+from gnnmimo.constellation import QAM
 from gnnmimo.detector import Detector
 from gnnmimo.graph import USER, MIMOGraph
 from gnnmimo.sampling import MIMOSampler, sample_counts
@@ -100,6 +101,40 @@ def detection_loss(logits: Tensor, graph: MIMOGraph, weights: str = "uniform") -
     ce = F.cross_entropy(logits.reshape(-1, order), label.repeat(num_iterations), reduction="none")
     per_user = ce.view(num_iterations, num_users) / graph.num_users[graph.user_batch]
     w = iteration_weights(num_iterations, weights, logits.device).to(logits.dtype)
+    return (w @ per_user).sum() / graph.num_instances
+
+
+def symbol_mse_loss(means: Tensor, graph: MIMOGraph, qam: QAM, weights: Tensor | None = None,
+                    reference: Tensor | None = None) -> Tensor:
+    r"""Squared error of soft symbol estimates, normalised per instance like :func:`detection_loss`:
+
+    .. math::
+        \mathcal L = \frac{1}{B}\sum_{m=1}^{B} \frac{1}{c_m}\sum_{t=1}^{T} w_t
+                     \sum_{i=1}^{N_t^m} |\hat x_i^{m,t} - x_i^m|^2,
+
+    with ``x_i`` the constellation point of ``graph[USER].label`` and
+    ``c_m = N_t^m`` (each instance counts by its mean squared error per
+    user), or, given a ``reference`` estimate ``x̃``, its squared error
+    ``c_m = Σ_i |x̃_i^m − x_i^m|²`` (DetNet normalises by the ZF error). The
+    objective of the unfolded detectors of the zoo (OAMPNet, MMNet, DetNet).
+
+    Args:
+        means: ``[T, N_u, 2]`` estimates ``(Re, Im)`` after each iteration, or ``[N_u, 2]`` (``T = 1``).
+        graph: the batch, with labels.
+        qam: the constellation of the labels.
+        weights: ``[T]`` iteration weights ``w_t`` (default 1 each: the sum over iterations).
+        reference: ``[N_u, 2]`` an estimate whose error normalises each instance (no gradient
+            flows through it); its error must be positive.
+    """
+    means = means.reshape(-1, *means.shape[-2:])                                    # [T, N_u, 2]
+    target = torch.view_as_real(qam.points_as(means)[graph[USER].label])             # [N_u, 2]
+    if reference is None:
+        scale = graph.num_users.to(means.dtype)
+    else:
+        reference_error = (reference.detach().to(means.dtype) - target).square().sum(-1)
+        scale = means.new_zeros(graph.num_instances).index_add_(0, graph.user_batch, reference_error)
+    per_user = (means - target).square().sum(-1) / scale[graph.user_batch]          # [T, N_u]
+    w = means.new_ones(means.shape[0]) if weights is None else weights.to(means)
     return (w @ per_user).sum() / graph.num_instances
 
 

@@ -1,0 +1,47 @@
+r"""Deep-unfolded detectors: an iterative algorithm with its own parameters per layer.
+
+OAMPNet, MMNet and DetNet unroll ``T`` iterations of an algorithm and give
+each iteration (layer) ``t`` its own learned parameters, so layer ``t`` is
+``state = self.layer(graph, state, t)`` rather than the shared step of
+:class:`~gnnmimo.detector.UnrolledDetector`. Each layer leaves its symbol
+logits in ``state["logits"] [N_u, M]`` and its soft estimate in
+``state["mean"] [N_u, 2]`` (Re, Im), which these papers train on with a
+squared error (:func:`gnnmimo.training.symbol_mse_loss`) instead of a
+cross-entropy: a subclass defines ``loss(graph)`` from :meth:`estimates`.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from gnnmimo.blocks.base import State
+from gnnmimo.detector import UnrolledDetector
+from gnnmimo.graph import MIMOGraph
+
+
+class UnfoldedDetector(UnrolledDetector):
+    """``T`` layers ``state = self.layer(graph, state, t)`` from :meth:`initial_state`.
+
+    Subclasses implement :meth:`layer` (and usually :meth:`initial_state` and ``loss``).
+    """
+
+    def layer(self, graph: MIMOGraph, state: State, t: int) -> State:
+        """Layer ``t`` (``0 … T−1``); writes ``logits [N_u, M]`` and ``mean [N_u, 2]``."""
+        raise NotImplementedError
+
+    def states(self, graph: MIMOGraph) -> Iterator[State]:
+        """The state after each layer (the batch is not validated; :meth:`forward` does)."""
+        state = self.initial_state(graph)
+        for t in range(self.iterations):
+            state = self.layer(graph, state, t)
+            yield state
+
+    def iterate(self, graph: MIMOGraph) -> Tensor:
+        return torch.stack([state["logits"] for state in self.states(graph)]).to(graph.noise_var.dtype)
+
+    def estimates(self, graph: MIMOGraph) -> Tensor:
+        """``[T, N_u, 2]`` soft estimates ``(Re, Im)`` after each layer, on a validated batch."""
+        self.check_input(graph)
+        return torch.stack([state["mean"] for state in self.states(graph)])
