@@ -12,6 +12,8 @@ from zoo import linear  # noqa: F401  (registers mf, zf, mmse)
 from zoo import remimo  # noqa: F401  (registers remimo)
 from zoo import amp, ep, oamp  # noqa: F401  (registers amp, ep, oamp)
 from zoo import sdr, sic, tree  # noqa: F401  (registers sdr, vblast, zf-pic, kbest, ml)
+from zoo import detnet, mmnet, oampnet  # noqa: F401  (registers detnet, mmnet, oampnet, oampnet2)
 from zoo import ampgnn, epgnn, gnn  # noqa: F401  (registers ampgnn, epgnn, gnn)
+from zoo import ep_transformer, oamp_gnn  # noqa: F401  (registers the hybrids ep-transformer, oamp-gnn)
 
 __all__ = ["create", "create_from_spec", "list", "list_pretrained", "load", "parse_spec", "register"]

@@ -1,0 +1,84 @@
+"""The pairwise-MRF GNN block and the detectors built on it (gnn, epgnn, ampgnn and the
+two hybrids ep-transformer and oamp-gnn): the MRF matches the real-valued system,
+the readout posterior matches the denoiser's maths, and every detector is
+permutation equivariant, batch independent and runs on every user count,
+untrained and after training steps."""
+import pytest
+import torch
+from hypothesis import given
+
+import zoo
+from gnnmimo.blocks.denoiser import PAMPosterior, gaussian_denoise
+from gnnmimo.blocks.gnn import real_component_graph
+from gnnmimo.blocks.real import real_system, users_to_real
+from gnnmimo.constellation import QAM
+from gnnmimo.sampling import MIMOSampler
+from gnnmimo.testing import (assert_batch_independent, assert_generalises_over_user_counts,
+                             assert_permutation_equivariant, mimo_batches)
+from gnnmimo.training import Trainer, TrainConfig
+
+GNN_FAMILY = ("gnn", "epgnn", "ampgnn", "ep-transformer", "oamp-gnn")
+
+
+def test_real_component_graph_is_the_real_systems_mrf():
+    """Node inputs yᵀh_k, h_kᵀh_k and edge weights h_kᵀh_l equal the padded real system's
+    matched filter, Gram diagonal and Gram entries, on a batch mixing Nt and Nr."""
+    sampler = MIMOSampler(nr=(3, 6), nt=(1, 4), qam=16, precision="double")
+    graph = sampler.sample(7, sampler.generator(0), snr_db=10.0)
+    mrf = real_component_graph(graph, torch.float64)
+    system = real_system(graph, torch.float64)
+    num_users = graph.user_batch.numel()
+    node = mrf.node_input.view(num_users, 2, 3)
+    assert torch.allclose(users_to_real(graph, node[..., 0]), system.matched_filter)
+    assert torch.allclose(users_to_real(graph, -node[..., 1]), system.gram.diagonal(dim1=-2, dim2=-1))
+    assert torch.allclose(node[..., 2], (graph.user_noise_var / 2)[:, None].expand(-1, 2))
+
+    # every ordered pair of distinct real components of an instance, once, with −h_kᵀh_l
+    instance = graph.user_batch.repeat_interleave(2)
+    position = graph.user_index.repeat_interleave(2) + torch.arange(2).repeat(num_users) * (system.H.shape[-1] // 2)
+    source, target = mrf.edge_index
+    assert (instance[source] == instance[target]).all() and (source != target).all()
+    expected_edges = int((2 * graph.num_users * (2 * graph.num_users - 1)).sum())
+    assert source.numel() == expected_edges == torch.unique(source * 2 * num_users + target).numel()
+    gram = system.gram[instance[target], position[target], position[source]]
+    assert torch.allclose(-mrf.edge_input[:, 0], gram)
+
+
+def test_pam_posterior_of_gaussian_logits_is_the_denoiser():
+    qam = QAM(16)
+    r, tau = torch.randn(5, 2, dtype=torch.float64), torch.rand(5, 2, dtype=torch.float64) + 0.01
+    log_probs, mean, var = gaussian_denoise(r, tau, qam.pam.double())
+    out = PAMPosterior(qam)(None, {"pam_logits": log_probs + 3.0})        # unnormalised is fine
+    assert torch.allclose(out["mean"], mean) and torch.allclose(out["var"], var)
+    flat = PAMPosterior(qam)(None, {"pam_logits": log_probs.flatten(1)})  # [N_u, 2P] layout
+    assert torch.allclose(flat["logits"], out["logits"])
+
+
+@pytest.mark.parametrize("name", GNN_FAMILY)
+@given(graph=mimo_batches(nr=(2, 8), qam=[4, 16], mixed_nr=True, batch_size=(1, 5), precision="double"))
+def test_untrained_properties(name, graph):
+    torch.manual_seed(0)
+    detector = zoo.create(name, graph.qam).double()
+    assert_permutation_equivariant(detector, graph, permute_antennas=True)
+    assert_batch_independent(detector, graph)
+
+
+def briefly_trained(name: str):
+    """The detector after 8 Adam steps of the real trainer on a small mixed-Nt problem."""
+    config = TrainConfig(detector=name, qam=16, nr=6, nt=(2, 4), snr=(5.0, 20.0), nt_mode="mixed",
+                         steps=8, batch_size=16, lr=1e-2, eval_every=8, val_size=16)
+    trainer = Trainer(config, progress=False, log=lambda line: None)
+    before = [p.detach().clone() for p in trainer.detector.parameters()]
+    trainer.run()
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.detector.parameters()))
+    return trainer.detector
+
+
+@pytest.mark.parametrize("name", GNN_FAMILY)
+def test_trained_properties(name):
+    detector = briefly_trained(name).double()
+    sampler = MIMOSampler(nr=(4, 8), nt=(1, 6), qam=16, snr_db=(0.0, 30.0), precision="double")
+    graph = sampler.sample(8, sampler.generator(1))
+    assert_permutation_equivariant(detector, graph, permute_antennas=True)
+    assert_batch_independent(detector, graph)
+    assert_generalises_over_user_counts(detector.float(), nr=(4, 8), nt_range=(1, 9))
