@@ -42,7 +42,7 @@ def best_time(fn, repeat: int) -> float:
 
 
 #: options some detectors need at 64x32 (RE-MIMO's input width is 2·Nr)
-PER_DETECTOR_OPTIONS = {"remimo": {"nr": 64}}
+PER_DETECTOR_OPTIONS = {"remimo": {"nr": 64}, "detnet": {"nr": 64, "nt": 32}}
 
 
 def inputs(nr: int, nt: int, qam: int, batch: int, snr_db: float, seed: int = 0):

@@ -134,7 +134,10 @@ def build_detectors(args: argparse.Namespace) -> dict:
 
             for path in args.checkpoint:
                 detector = load_checkpoint(path)
-                detectors[getattr(detector, "checkpoint_label", path)] = detector
+                label = detector.checkpoint_label if detector.checkpoint_label not in detectors else str(path)
+                if label in detectors:
+                    raise ValueError(f"two detectors would be labelled {label!r}; give each checkpoint once")
+                detectors[label] = detector
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     if not detectors:

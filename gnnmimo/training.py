@@ -587,7 +587,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model size (detector options)")
     model.add_argument("--d-model", type=int, help="state width d_s")
     model.add_argument("--heads", type=int, help="attention heads")
-    model.add_argument("--blocks", type=int, help="iterations / EP blocks T")
+    model.add_argument("--blocks", type=int, help="iterations / EP blocks T (the detector's `blocks` "
+                       "or `iterations` option)")
     run = parser.add_argument_group("optimisation")
     run.add_argument("--steps", type=int, default=TrainConfig.steps)
     run.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
@@ -618,11 +619,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from gnnmimo.cli import channel_from_args
 
     name, options = zoo.parse_spec(args.detector)
+    accepted = inspect.signature(zoo.registry.detector_class(name).__init__).parameters
     for key in ("d_model", "heads", "blocks"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    cls = zoo.registry.detector_class(name)
-    if "nr" in inspect.signature(cls.__init__).parameters:
+        if getattr(args, key) is not None:   # --blocks sets `iterations` of unrolled detectors
+            options[key if key in accepted or key != "blocks" else "iterations"] = getattr(args, key)
+    if "nr" in accepted:
         options.setdefault("nr", args.nr)
     channel = channel_from_args(args)
     snr, targets = args.snr
