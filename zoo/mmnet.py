@@ -22,42 +22,28 @@ runs on any mix of sizes.
 """
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
-from gnnmimo.blocks.base import State
-from gnnmimo.blocks.denoiser import Denoiser, prior_state
+from gnnmimo.blocks.base import Block
 from gnnmimo.blocks.mmnet import MMNetLinear
-from gnnmimo.constellation import QAM
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.training import symbol_mse_loss
 from zoo.registry import register
-from zoo.unfolded import UnfoldedDetector
+from zoo.unfolded import LinearDenoiserNet
 
 
 @register("mmnet")
-class MMNet(UnfoldedDetector):
+class MMNet(LinearDenoiserNet):
     """MMNet-iid (see module doc); returns the denoiser's logits after each layer.
 
     Args:
         qam: the constellation.
         iterations: layers ``T`` (default 10, as in the paper).
         double: compute the linear steps in float64.
-
-    Attributes:
-        hparams (dict): the options; ``MMNet(qam, **hparams)`` rebuilds it (checkpoints store it).
     """
 
-    def __init__(self, qam: QAM | int, iterations: int = 10, double: bool = False):
-        super().__init__(qam, iterations)
-        self.hparams = {"iterations": iterations, "double": double}
-        self.linears = nn.ModuleList(MMNetLinear(double=double) for _ in range(iterations))
-        self.denoiser = Denoiser(self.qam)
-
-    def initial_state(self, graph: MIMOGraph) -> State:
-        return prior_state(graph)
-
-    def layer(self, graph: MIMOGraph, state: State, t: int) -> State:
-        return self.denoiser(graph, self.linears[t](graph, state))
+    def make_linear(self, double: bool) -> Block:
+        return MMNetLinear(double=double)
 
     def loss(self, graph: MIMOGraph) -> Tensor:
         """Squared error summed over the layers (see module doc)."""

@@ -14,9 +14,11 @@ from __future__ import annotations
 from typing import Iterator
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from gnnmimo.blocks.base import State
+from gnnmimo.blocks.base import Block, State
+from gnnmimo.blocks.denoiser import Denoiser, prior_state
+from gnnmimo.constellation import QAM
 from gnnmimo.detector import UnrolledDetector
 from gnnmimo.graph import MIMOGraph
 
@@ -45,3 +47,36 @@ class UnfoldedDetector(UnrolledDetector):
         """``[T, N_u, 2]`` soft estimates ``(Re, Im)`` after each layer, on a validated batch."""
         self.check_input(graph)
         return torch.stack([state["mean"] for state in self.states(graph)])
+
+
+class LinearDenoiserNet(UnfoldedDetector):
+    """``T`` layers ``[own linear step, shared constellation denoiser]`` from the prior ``x̂ = 0, v = Es``.
+
+    The linear step of layer ``t`` (a block reading ``mean`` and writing the
+    Gaussian observation ``obs_mean, obs_var``) comes from :meth:`make_linear`;
+    OAMPNet and MMNet differ only there and in their loss.
+
+    Args:
+        qam: the constellation.
+        iterations: layers ``T``.
+        double: compute the linear steps in float64.
+
+    Attributes:
+        hparams (dict): the options; ``cls(qam, **hparams)`` rebuilds it (checkpoints store it).
+    """
+
+    def __init__(self, qam: QAM | int, iterations: int = 10, double: bool = False):
+        super().__init__(qam, iterations)
+        self.hparams = {"iterations": iterations, "double": double}
+        self.linears = nn.ModuleList(self.make_linear(double) for _ in range(iterations))
+        self.denoiser = Denoiser(self.qam)
+
+    def make_linear(self, double: bool) -> Block:
+        """A new linear step with its own parameters."""
+        raise NotImplementedError
+
+    def initial_state(self, graph: MIMOGraph) -> State:
+        return prior_state(graph)
+
+    def layer(self, graph: MIMOGraph, state: State, t: int) -> State:
+        return self.denoiser(graph, self.linears[t](graph, state))

@@ -48,10 +48,15 @@ def gaussian_denoise(obs_mean: Tensor, obs_var: Tensor, alphabet: Tensor,
         ``(log_probs [..., P], mean [...], var [...])``; ``log_probs`` are
         normalised (``logsumexp = 0``).
     """
+    log_probs = gaussian_log_probs(obs_mean, obs_var, alphabet)
+    return (log_probs, *pam_moments(log_probs, alphabet, eps))
+
+
+def gaussian_log_probs(obs_mean: Tensor, obs_var: Tensor, alphabet: Tensor) -> Tensor:
+    """``[..., P]`` normalised ``log p(s | r)`` of :func:`gaussian_denoise`."""
     alphabet = alphabet.to(obs_mean)
     tau = obs_var.clamp_min(torch.finfo(obs_var.dtype).tiny)
-    log_probs = (-(obs_mean[..., None] - alphabet).square() / (2 * tau[..., None])).log_softmax(-1)
-    return (log_probs, *pam_moments(log_probs, alphabet, eps))
+    return (-(obs_mean[..., None] - alphabet).square() / (2 * tau[..., None])).log_softmax(-1)
 
 
 def pam_moments(log_probs: Tensor, alphabet: Tensor, eps: float | None = None) -> tuple[Tensor, Tensor]:
@@ -83,38 +88,6 @@ def prior_state(graph: MIMOGraph, dtype: torch.dtype | None = None) -> State:
     return {"mean": mean, "var": torch.full_like(mean, ES)}
 
 
-class Denoiser(Block):
-    """Gaussian-to-constellation denoiser block (see module doc).
-
-    Args:
-        qam: the constellation.
-        eps: the posterior variance floor (default :func:`default_eps` of the state's dtype).
-
-    :reads: ``obs_mean [N_u, 2]``, ``obs_var [N_u, 2]``.
-    :writes: ``pam_logits [N_u, 2, P]`` (normalised log-probabilities over
-        the alphabet for Re and Im), ``mean [N_u, 2]``, ``var [N_u, 2]``,
-        ``logits [N_u, M]``.
-    """
-
-    reads = ("obs_mean", "obs_var")
-    writes = ("pam_logits", "mean", "var", "logits")
-
-    def __init__(self, qam: QAM | int, eps: float | None = None):
-        super().__init__()
-        self.qam = qam if isinstance(qam, QAM) else QAM(qam)
-        self.eps = eps
-
-    def update(self, graph: MIMOGraph, state: State) -> State:
-        obs_mean = state["obs_mean"]
-        pam_logits, mean, var = gaussian_denoise(obs_mean, state["obs_var"],
-                                                 self.qam.pam_as(obs_mean), self.eps)
-        logits = self.qam.symbol_logits_from_pam(pam_logits[:, 0], pam_logits[:, 1])
-        return {"pam_logits": pam_logits, "mean": mean, "var": var, "logits": logits}
-
-    def extra_repr(self) -> str:
-        return f"qam={self.qam.order}, eps={self.eps}"
-
-
 class PAMPosterior(Block):
     """Moments and symbol logits of per-component PAM distributions (e.g. a learned readout).
 
@@ -141,10 +114,35 @@ class PAMPosterior(Block):
 
     def update(self, graph: MIMOGraph, state: State) -> State:
         pam_logits = state["pam_logits"]
-        log_probs = pam_logits.view(pam_logits.shape[0], 2, -1).log_softmax(-1)
+        return self.posterior(pam_logits.view(pam_logits.shape[0], 2, -1).log_softmax(-1))
+
+    def posterior(self, log_probs: Tensor) -> State:
+        """The written keys from normalised log-probabilities ``[N_u, 2, P]``."""
         mean, var = pam_moments(log_probs, self.qam.pam_as(log_probs), self.eps)
         logits = self.qam.symbol_logits_from_pam(log_probs[:, 0], log_probs[:, 1])
         return {"pam_logits": log_probs, "mean": mean, "var": var, "logits": logits}
 
     def extra_repr(self) -> str:
         return f"qam={self.qam.order}, eps={self.eps}"
+
+
+class Denoiser(PAMPosterior):
+    """Gaussian-to-constellation denoiser block (see module doc).
+
+    Args:
+        qam: the constellation.
+        eps: the posterior variance floor (default :func:`default_eps` of the state's dtype).
+
+    :reads: ``obs_mean [N_u, 2]``, ``obs_var [N_u, 2]``.
+    :writes: ``pam_logits [N_u, 2, P]`` (normalised log-probabilities over
+        the alphabet for Re and Im), ``mean [N_u, 2]``, ``var [N_u, 2]``,
+        ``logits [N_u, M]``.
+    """
+
+    reads = ("obs_mean", "obs_var")
+
+    def update(self, graph: MIMOGraph, state: State) -> State:
+        obs_mean = state["obs_mean"]
+        return self.posterior(gaussian_log_probs(obs_mean, state["obs_var"], self.qam.pam_as(obs_mean)))
+
+
