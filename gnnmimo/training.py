@@ -208,6 +208,7 @@ class TrainConfig:
         snr_targets: LMMSE SERs at the low and high end of the auto range.
         nt_mode: ``"batch"`` (one Nt per minibatch, the paper) or ``"mixed"``.
         steps, batch_size, lr: optimisation length, minibatch size, Adam's rate.
+        clip_grad_norm: clip the gradient's global norm to this before each step (off when ``None``).
         schedule: ``"plateau"``, ``"cosine"`` or ``"constant"``; ``plateau_factor``,
             ``plateau_patience``, ``min_lr`` tune the plateau rule.
         loss_weights: ``"uniform"`` (eq. 13 with ``w_t = 1/T``) or ``"last"``.
@@ -231,6 +232,7 @@ class TrainConfig:
     steps: int = 10_000
     batch_size: int = 256
     lr: float = 1e-4
+    clip_grad_norm: float | None = None
     schedule: str = "plateau"
     plateau_factor: float = 0.91
     plateau_patience: int = 0
@@ -403,6 +405,8 @@ class Trainer:
         loss = training_loss(self.detector, graph, self.config.loss_weights)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.config.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.detector.parameters(), self.config.clip_grad_norm)
         self.optimizer.step()
         if self.config.schedule == "cosine":
             self.scheduler.step()
@@ -593,6 +597,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--steps", type=int, default=TrainConfig.steps)
     run.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     run.add_argument("--lr", type=float, default=TrainConfig.lr)
+    run.add_argument("--clip-grad-norm", type=float, metavar="NORM", help="clip the gradient norm (default: off)")
     run.add_argument("--schedule", choices=SCHEDULES, default=TrainConfig.schedule)
     run.add_argument("--plateau-factor", type=float, default=TrainConfig.plateau_factor)
     run.add_argument("--plateau-patience", type=int, default=TrainConfig.plateau_patience)
@@ -631,7 +636,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         detector=name, options=options, qam=args.qam, nr=args.nr, nt=args.nt, nt_step=args.nt_step,
         channel={"kind": channel.kind, "rho": _plain(channel.rho), "csi_error": channel.csi_error},
         snr=snr, snr_targets=targets or TrainConfig.snr_targets, nt_mode=args.nt_mode, steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, plateau_factor=args.plateau_factor,
+        batch_size=args.batch_size, lr=args.lr, clip_grad_norm=args.clip_grad_norm, schedule=args.schedule,
+        plateau_factor=args.plateau_factor,
         plateau_patience=args.plateau_patience, loss_weights=args.loss_weights, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, val_size=args.val_size, val_seed=args.val_seed,
         seed=args.seed, precision=args.precision, device=args.device)

@@ -13,7 +13,10 @@ the prior ``x̂ = 0, v = Es``.
 The paper proves AMP-GNN permutation equivariant (so is this one: every
 block is); its layer sizes are not public, so the GNN takes GEPNet's
 (``L = 2``, ``S_u = 8``, message ``(2S_u+2)→64→32→8``, GRU 64, readout
-``8→64→32→P``) and ``T = 10``.
+``8→64→32→P``) and ``T = 10``. As in :mod:`zoo.epgnn`, ``Σ_k`` enters the
+GRU as ``log Σ_k`` and by default (``skip=True``) the GNN corrects the AMP
+observation's Gaussian posterior rather than replacing it, so the untrained
+AMP-GNN is 10 iterations of AMP.
 """
 from __future__ import annotations
 
@@ -35,12 +38,13 @@ class AMPGNN(UnrolledDetector):
         qam: the constellation.
         iterations: AMP iterations ``T`` (default 10).
         rounds: GNN rounds ``L`` per iteration (default 2).
+        skip: the GNN corrects AMP's Gaussian posterior (default) instead of replacing it.
     """
 
-    def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2):
+    def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, skip: bool = True):
         super().__init__(qam, iterations)
         self.linear = AMPLinear()
-        self.gnn = PairwiseMRFGNN(self.qam, rounds, extra_inputs=("obs_mean", "obs_var"))
+        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip)
         self.posterior = PAMPosterior(self.qam)
 
     def initial_state(self, graph: MIMOGraph) -> State:

@@ -15,6 +15,13 @@ GEPNet's sizes: ``T = 10``, ``L = 2``, ``S_u = 8``, message MLP
 ``(2S_u+2)→64→32→8``, GRU 64, readout ``8→64→32→P``, damping 0.7 on the old
 value (λ < 0 reverts), cross-entropy on the last logits (train with
 ``--loss-weights last``).
+
+Two deviations, both for training on a CPU budget (see
+:mod:`gnnmimo.blocks.gnn`): the cavity variance enters the GRU as
+``log h_k²``, and by default (``skip=True``) the GNN's readout corrects the
+cavity's own Gaussian log-likelihood instead of replacing it, starting
+from zero, so the untrained EP-GNN *is* EP with damping 0.7 and training
+only has to learn the improvement. ``skip=False`` is GEPNet's readout.
 """
 from __future__ import annotations
 
@@ -39,13 +46,15 @@ class EPGNN(UnrolledDetector):
         damping: EP damping ``β`` on the old sites (default 0.7).
         double: run the EP cavity in float64 (default false: training speed;
             the GNN runs in float32 either way).
+        skip: the GNN corrects the cavity's Gaussian posterior (default) instead
+            of replacing it (GEPNet).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, damping: float = 0.7,
-                 double: bool = False):
+                 double: bool = False, skip: bool = True):
         super().__init__(qam, iterations)
         self.cavity = EPCavity(double=double)
-        self.gnn = PairwiseMRFGNN(self.qam, rounds, extra_inputs=("obs_mean", "obs_var"))
+        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip)
         self.posterior = PAMPosterior(self.qam)
         self.site_update = EPUpdate(damping)
 

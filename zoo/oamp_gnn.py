@@ -10,7 +10,9 @@ channels, so here it feeds the GNN instead. Each of the ``T`` iterations is
 
 and the GNN's posterior mean is the ``x̂`` of the next linear step. The GNN
 (GEPNet's sizes) and its states are shared across iterations; each linear
-step has its own ``(γ_t, θ_t)``, initialised at OAMP's ``1``.
+step has its own ``(γ_t, θ_t)``, initialised at OAMP's ``1``. With the
+observation skip (default, :mod:`gnnmimo.blocks.gnn`) the untrained OAMP-GNN
+is OAMP.
 """
 from __future__ import annotations
 
@@ -35,12 +37,14 @@ class OAMPGNN(UnfoldedDetector):
         iterations: ``T`` (default 10).
         rounds: GNN rounds ``L`` per iteration (default 2).
         double: compute the linear step in float64.
+        skip: the GNN corrects OAMP's Gaussian posterior (default) instead of replacing it.
     """
 
-    def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, double: bool = False):
+    def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, double: bool = False,
+                 skip: bool = True):
         super().__init__(qam, iterations)
         self.linear = nn.ModuleList(OAMPLinear(learnable=True, double=double) for _ in range(iterations))
-        self.gnn = PairwiseMRFGNN(self.qam, rounds, extra_inputs=("obs_mean", "obs_var"))
+        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip)
         self.posterior = PAMPosterior(self.qam)
 
     def initial_state(self, graph: MIMOGraph) -> State:

@@ -20,9 +20,21 @@ complete graph. The GNN learns to pass messages on it:
       g_k \leftarrow \operatorname{GRU}([M_k, c_k], g_k),\quad
       u_k = W_u g_k + b_u,
 
-  where ``c_k`` are optional extra per-component inputs (GEPNet: the EP
-  cavity ``t_k, h_k²``; AMP-GNN: AMP's ``r_k, Σ_k``);
+  where ``c_k`` are optional per-component inputs: a Gaussian observation
+  ``x_k ≈ r_k + N(0, τ_k)`` from the detector around the GNN (GEPNet: the
+  EP cavity ``t_k, h_k²``; AMP-GNN: AMP's ``r_k, Σ_k``), entering as
+  ``c_k = [r_k, log τ_k]`` (the log keeps variances from ``1e-7`` to ``1e3``
+  on one scale);
 * readout ``MLP_r(u_k)`` → logits over the PAM alphabet of component ``k``.
+
+**Observation skip** (``skip=True``, not in the papers): the readout is
+added to the Gaussian observation's own log-likelihood,
+``ℓ_k(s) = −(s − r_k)²/(2τ_k) + MLP_r(u_k)(s)``, and the readout's last
+layer starts at zero. The untrained block then returns exactly the
+constellation denoiser's posterior, so EP-GNN starts as EP and AMP-GNN as
+AMP, and the GNN learns a correction of the Gaussian approximation (the
+role the AMP-GNN paper gives it). With ``skip=False`` the GNN's logits are
+used alone, as in GEPNet.
 
 **Real nodes on the user graph.** Component ``k`` is ``Re x_i`` or ``Im x_i``
 of user ``i``: real node ``2i + c`` (``c = 0`` Re, ``1`` Im). With
@@ -49,6 +61,7 @@ from torch_geometric.nn import MessagePassing
 
 from gnnmimo import ops
 from gnnmimo.blocks.base import Block, State
+from gnnmimo.blocks.denoiser import gaussian_log_probs
 from gnnmimo.blocks.mlp import mlp
 from gnnmimo.constellation import QAM
 from gnnmimo.graph import ANTENNA, INTERFERENCE, MIMOGraph
@@ -124,39 +137,47 @@ class PairwiseMRFGNN(Block):
     Args:
         qam: the constellation (the readout has ``P = √M`` outputs per component).
         rounds: ``L``, message-passing rounds per call.
+        observation: read the Gaussian observation ``obs_mean, obs_var`` as
+            the extra GRU inputs ``[r_k, log τ_k]``.
+        skip: add the readout to the observation's log-likelihood (needs
+            ``observation``; see module doc).
         node_channels: ``S_u``.
         message_channels: hidden widths of the message MLP.
         message_out: width of the aggregated message ``M_k``.
         gru_channels: width of the GRU state ``g_k``.
         readout_channels: hidden widths of the readout MLP.
-        extra_inputs: state keys ``[N_u, 2]`` fed to the GRU beside ``M_k``
-            (one value per real component).
 
     Sizes default to GEPNet's: ``S_u = 8``, message ``(2S_u+2)→64→32→8``,
     GRU 64, readout ``8→64→32→P``.
 
-    :reads: ``extra_inputs``; ``gnn_node [N_u, 2, S_u]`` and ``gnn_state
-        [N_u, 2, G]`` when present (carried across calls, e.g. EP iterations;
-        first call: ``u⁰`` from the node input, ``g = 0``).
+    :reads: ``obs_mean [N_u, 2]``, ``obs_var [N_u, 2]`` with ``observation``;
+        ``gnn_node [N_u, 2, S_u]`` and ``gnn_state [N_u, 2, G]`` when present
+        (carried across calls, e.g. EP iterations; first call: ``u⁰`` from
+        the node input, ``g = 0``).
     :writes: ``gnn_node``, ``gnn_state``, ``pam_logits [N_u, 2, P]``.
     """
 
     writes = ("gnn_node", "gnn_state", "pam_logits")
 
-    def __init__(self, qam: QAM | int, rounds: int = 2, node_channels: int = 8,
-                 message_channels: Sequence[int] = (64, 32), message_out: int = 8, gru_channels: int = 64,
-                 readout_channels: Sequence[int] = (64, 32), extra_inputs: Sequence[str] = ()):
+    def __init__(self, qam: QAM | int, rounds: int = 2, observation: bool = False, skip: bool = False,
+                 node_channels: int = 8, message_channels: Sequence[int] = (64, 32), message_out: int = 8,
+                 gru_channels: int = 64, readout_channels: Sequence[int] = (64, 32)):
         super().__init__()
         if rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {rounds}")
+        if skip and not observation:
+            raise ValueError("the observation skip needs observation=True")
         self.qam = qam if isinstance(qam, QAM) else QAM(qam)
-        self.rounds = rounds
-        self.reads = tuple(extra_inputs)
+        self.rounds, self.skip = rounds, skip
+        self.reads = ("obs_mean", "obs_var") if observation else ()
         self.embed = nn.Linear(3, node_channels)
         self.messages = MRFMessages(node_channels, 2, message_channels, message_out)
         self.gru = nn.GRUCell(message_out + len(self.reads), gru_channels)
         self.node_out = nn.Linear(gru_channels, node_channels)
         self.readout = mlp(node_channels, *readout_channels, len(self.qam.pam))
+        if skip:  # start as the observation's own posterior
+            nn.init.zeros_(self.readout[-1].weight)
+            nn.init.zeros_(self.readout[-1].bias)
 
     def update(self, graph: MIMOGraph, state: State) -> State:
         dtype = self.embed.weight.dtype
@@ -167,13 +188,20 @@ class PairwiseMRFGNN(Block):
         else:
             u = self.embed(mrf.node_input)
             g = u.new_zeros(u.shape[0], self.gru.hidden_size)
-        extra = [state[key].to(dtype).reshape(-1, 1) for key in self.reads]
+        extra = []
+        if self.reads:
+            obs_mean, obs_var = (state[key].to(dtype).reshape(-1, 1) for key in self.reads)
+            obs_var = obs_var.clamp_min(torch.finfo(dtype).tiny)
+            extra = [obs_mean, obs_var.log()]
         for _ in range(self.rounds):
             message = self.messages(u, mrf.edge_index, mrf.edge_input)
             g = self.gru(torch.cat([message, *extra], dim=-1), g)
             u = self.node_out(g)
+        logits = self.readout(u)
+        if self.skip:
+            logits = logits + gaussian_log_probs(obs_mean[:, 0], obs_var[:, 0], self.qam.pam_as(logits))
         return {"gnn_node": u.view(num_users, 2, -1), "gnn_state": g.view(num_users, 2, -1),
-                "pam_logits": self.readout(u).view(num_users, 2, -1)}
+                "pam_logits": logits.view(num_users, 2, -1)}
 
     def extra_repr(self) -> str:
-        return f"qam={self.qam.order}, rounds={self.rounds}, extra_inputs={self.reads}"
+        return f"qam={self.qam.order}, rounds={self.rounds}, observation={bool(self.reads)}, skip={self.skip}"
