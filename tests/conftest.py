@@ -6,6 +6,7 @@ profiles are defined in :mod:`gnnmimo.testing.profiles`).
 import os
 
 import pytest
+import torch
 from hypothesis import settings
 
 import gnnmimo.testing  # noqa: F401  (registers the profiles)
@@ -20,3 +21,12 @@ def ser():
     def symbol_error_rate(detector, graph):
         return float((detector.detect(graph).hard != graph[USER].label).float().mean())
     return symbol_error_rate
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny models (a second thread only adds contention)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

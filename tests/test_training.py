@@ -17,13 +17,7 @@ from gnnmimo.training import TrainConfig, Trainer, auto_snr_ranges, concat_graph
 TINY_MODEL = {"nr": 4, "d_model": 8, "heads": 2, "blocks": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: a second thread only adds contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**changes) -> TrainConfig:

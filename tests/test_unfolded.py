@@ -29,13 +29,7 @@ EQUIVARIANT = ("oampnet", "oampnet2", "mmnet")
 DETNET = {"nr": 4, "nt": 3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: a second thread only adds contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @functools.cache
