@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -113,11 +114,13 @@ class Detector(nn.Module):
 
 
 class UnrolledDetector(Detector):
-    """An iterative detector: ``T`` times ``state = self.step(graph, state)``.
+    """An iterative detector: ``state = self.layer(graph, state, t)`` for ``t = 0 … T−1``.
 
-    Subclasses compose :meth:`step` from blocks; each step must leave the
-    iteration's symbol logits in ``state["logits"]``. :meth:`initial_state`
-    gives the starting state (default: empty).
+    Subclasses compose :meth:`step` from blocks (parameters shared by all
+    iterations) or, for per-iteration parameters (deep unfolding), override
+    :meth:`layer`; each iteration must leave its symbol logits in
+    ``state["logits"]``. :meth:`initial_state` gives the starting state
+    (default: empty).
 
     Args:
         qam: the constellation.
@@ -136,9 +139,16 @@ class UnrolledDetector(Detector):
     def step(self, graph: MIMOGraph, state: State) -> State:
         raise NotImplementedError
 
+    def layer(self, graph: MIMOGraph, state: State, t: int) -> State:
+        """Iteration ``t`` (``0 … T−1``); default: the shared :meth:`step`."""
+        return self.step(graph, state)
+
+    def states(self, graph: MIMOGraph) -> Iterator[State]:
+        """The state after each iteration (the batch is not validated; :meth:`forward` does)."""
+        state = self.initial_state(graph)
+        for t in range(self.iterations):
+            state = self.layer(graph, state, t)
+            yield state
+
     def iterate(self, graph: MIMOGraph) -> Tensor:
-        state, logits = self.initial_state(graph), []
-        for _ in range(self.iterations):
-            state = self.step(graph, state)
-            logits.append(state["logits"])
-        return torch.stack(logits).to(graph.noise_var.dtype)
+        return torch.stack([state["logits"] for state in self.states(graph)]).to(graph.noise_var.dtype)

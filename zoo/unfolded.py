@@ -11,8 +11,6 @@ cross-entropy: a subclass defines ``loss(graph)`` from :meth:`estimates`.
 """
 from __future__ import annotations
 
-from typing import Iterator
-
 import torch
 from torch import Tensor, nn
 
@@ -24,24 +22,11 @@ from gnnmimo.graph import MIMOGraph
 
 
 class UnfoldedDetector(UnrolledDetector):
-    """``T`` layers ``state = self.layer(graph, state, t)`` from :meth:`initial_state`.
-
-    Subclasses implement :meth:`layer` (and usually :meth:`initial_state` and ``loss``).
+    """An unrolled detector with its own parameters per layer: subclasses override
+    :meth:`~gnnmimo.detector.UnrolledDetector.layer` (``t = 0 … T−1``), which writes
+    ``logits [N_u, M]`` and ``mean [N_u, 2]``, and usually define ``loss`` from
+    :meth:`estimates`.
     """
-
-    def layer(self, graph: MIMOGraph, state: State, t: int) -> State:
-        """Layer ``t`` (``0 … T−1``); writes ``logits [N_u, M]`` and ``mean [N_u, 2]``."""
-        raise NotImplementedError
-
-    def states(self, graph: MIMOGraph) -> Iterator[State]:
-        """The state after each layer (the batch is not validated; :meth:`forward` does)."""
-        state = self.initial_state(graph)
-        for t in range(self.iterations):
-            state = self.layer(graph, state, t)
-            yield state
-
-    def iterate(self, graph: MIMOGraph) -> Tensor:
-        return torch.stack([state["logits"] for state in self.states(graph)]).to(graph.noise_var.dtype)
 
     def estimates(self, graph: MIMOGraph) -> Tensor:
         """``[T, N_u, 2]`` soft estimates ``(Re, Im)`` after each layer, on a validated batch."""
