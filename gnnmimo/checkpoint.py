@@ -144,10 +144,13 @@ def read_checkpoint(path_or_name: str | os.PathLike, map_location="cpu") -> dict
     return checkpoint
 
 
-def load_weights(detector: Detector, checkpoint: dict, ignore: tuple[str, ...] = ()) -> None:
+def load_weights(detector: Detector, checkpoint: dict, ignore: tuple[str, ...] = (),
+                 options: dict | None = None) -> None:
     """Load ``checkpoint``'s weights into ``detector`` (in place).
 
     Args:
+        options: the options ``detector`` was built with, when it does not
+            record them itself (as for :func:`detector_spec`).
         ignore: options allowed to differ (e.g. implementation choices such as
             RE-MIMO's ``attention``, which share parameters).
 
@@ -157,7 +160,7 @@ def load_weights(detector: Detector, checkpoint: dict, ignore: tuple[str, ...] =
             differences (checkpoint value vs detector value).
     """
     saved = dict(checkpoint["detector"])
-    current = detector_spec(detector)
+    current = detector_spec(detector, options)
     saved["options"] = {k: v for k, v in saved["options"].items() if k not in ignore}
     current["options"] = {k: v for k, v in current["options"].items() if k not in ignore}
     where = checkpoint.get("path", "the checkpoint")

@@ -1,4 +1,5 @@
 """Training and checkpoints: eq. 13, learning, exact resume, config checks, atomic writes, loading."""
+import dataclasses
 import os
 import signal
 
@@ -149,6 +150,14 @@ def test_resuming_into_a_different_configuration_raises(trained, tmp_path):
     with pytest.raises(ValueError, match=r"options.d_model: 8 vs 16"):
         quiet(tiny(options={**TINY_MODEL, "d_model": 16}), path, resume=True)
     assert quiet(tiny(steps=9), path, resume=True).step == 6  # more steps is fine
+
+
+def test_a_run_resumes_with_the_options_it_was_started_with(tmp_path):
+    """Detectors that do not record their options themselves (the unrolled ones) resume too."""
+    config = tiny(detector="epgnn", options={"iterations": 2, "damping": 0.8}, steps=2, eval_every=2,
+                  batch_size=8, val_size=8)
+    quiet(config, tmp_path / "run.pt").run()
+    assert quiet(dataclasses.replace(config, steps=3), tmp_path / "run.pt", resume=True).step == 2
 
 
 @pytest.mark.parametrize("name, qam, options, message", [
