@@ -14,8 +14,8 @@ A checkpoint is one ``torch.save`` file holding plain data (loadable with
 ``detector`` is what rebuilds the architecture:
 ``zoo.create(name, qam, **options)``. A detector names its options in an
 ``hparams`` dict attribute (the resolved constructor options, see
-:class:`zoo.remimo.REMIMO`); detectors without it are saved with the options
-they were created with (pass ``options=``). ``state`` is what resumes
+:class:`zoo.remimo.REMIMO`); :func:`zoo.create` gives the others the
+options they were created with. ``state`` is what resumes
 training (:mod:`gnnmimo.training`).
 
 Files are written atomically (a temporary file in the same directory, then
@@ -144,13 +144,10 @@ def read_checkpoint(path_or_name: str | os.PathLike, map_location="cpu") -> dict
     return checkpoint
 
 
-def load_weights(detector: Detector, checkpoint: dict, ignore: tuple[str, ...] = (),
-                 options: dict | None = None) -> None:
+def load_weights(detector: Detector, checkpoint: dict, ignore: tuple[str, ...] = ()) -> None:
     """Load ``checkpoint``'s weights into ``detector`` (in place).
 
     Args:
-        options: the options ``detector`` was built with, when it does not
-            record them itself (as for :func:`detector_spec`).
         ignore: options allowed to differ (e.g. implementation choices such as
             RE-MIMO's ``attention``, which share parameters).
 
@@ -160,7 +157,7 @@ def load_weights(detector: Detector, checkpoint: dict, ignore: tuple[str, ...] =
             differences (checkpoint value vs detector value).
     """
     saved = dict(checkpoint["detector"])
-    current = detector_spec(detector, options)
+    current = detector_spec(detector)
     saved["options"] = {k: v for k, v in saved["options"].items() if k not in ignore}
     current["options"] = {k: v for k, v in current["options"].items() if k not in ignore}
     where = checkpoint.get("path", "the checkpoint")

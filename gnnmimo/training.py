@@ -502,7 +502,7 @@ class Trainer:
                         state=self.training_state(), options=self.config.options)
 
     def _restore(self, checkpoint: dict) -> None:
-        load_weights(self.detector, checkpoint, options=self.config.options)
+        load_weights(self.detector, checkpoint)
         state = checkpoint["state"]
         if state is None:
             raise ValueError(f"{checkpoint['path']} holds weights only, no training state to resume")

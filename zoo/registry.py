@@ -43,6 +43,9 @@ def detector_class(name: str) -> type[Detector]:
 def create(name: str, qam: QAM | int, **options) -> Detector:
     """Build the detector registered as ``name`` for ``qam`` with ``options``.
 
+    A detector that does not name its resolved options in ``hparams`` gets
+    ``options`` there, so that checkpoints record how to rebuild it.
+
     Raises:
         ValueError: for an unknown name or an option the detector does not take.
     """
@@ -52,7 +55,10 @@ def create(name: str, qam: QAM | int, **options) -> Detector:
     if unknown:
         raise ValueError(f"detector {name!r} has no option(s) {sorted(unknown)}; "
                          f"it takes {sorted(accepted) or 'none'}")
-    return cls(qam, **options)
+    detector = cls(qam, **options)
+    if getattr(detector, "hparams", None) is None:
+        detector.hparams = dict(options)
+    return detector
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:
