@@ -428,14 +428,15 @@ class Trainer:
         return {"loss": total_loss / instances, "ser": {nt: errors[nt] / symbols[nt] for nt in errors}}
 
     def log_references(self, names: tuple[str, ...] = ("mmse", "ep")) -> dict:
-        """Log (and return) the validation SER per Nt of classical detectors, for comparison."""
+        """Log (and return) the validation loss and SER per Nt of classical detectors, for comparison."""
         import zoo
 
-        found = {name: self.validate(zoo.create(name, self.config.qam).to(self.sampler.device))["ser"]
+        found = {name: self.validate(zoo.create(name, self.config.qam).to(self.sampler.device))
                  for name in names if name in zoo.list()}
-        for name, ser in found.items():
-            self.log(f"reference {name}: SER by Nt " + " ".join(f"{nt}:{s:.2e}" for nt, s in ser.items()))
-        return found
+        for name, result in found.items():
+            self.log(f"reference {name}: val {result['loss']:.4f} | SER by Nt "
+                     + " ".join(f"{nt}:{s:.2e}" for nt, s in result["ser"].items()))
+        return {name: result["ser"] for name, result in found.items()}
 
     def request_stop(self) -> None:
         """Finish the current step, save a checkpoint and return from :meth:`run`."""
