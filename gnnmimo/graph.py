@@ -26,6 +26,7 @@ columns and padded antennas zero rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Hashable, TypeVar
 
 import torch
 from torch import Tensor
@@ -33,6 +34,8 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import cumsum, to_dense_batch
 
 from gnnmimo.channels import block_mask
+
+T = TypeVar("T")
 
 USER, ANTENNA = "user", "antenna"
 CHANNEL = (ANTENNA, "channel", USER)
@@ -302,6 +305,27 @@ class MIMOGraph(HeteroData):
         self[INTERFERENCE].gram = (H.mH @ H)[b, i, j]
         return self
 
+    # ------------------------------------------------------------------ memo
+    def memoised(self, slot: Hashable, build: Callable[[], T]) -> T:
+        """``build()``, computed once per batch and ``slot``.
+
+        The blocks of an iterative detector derive the same quantities from
+        the batch every iteration (the real system, the real-component MRF);
+        the result is kept on the batch object, keyed by the identity and
+        in-place version counters of ``h``, ``y`` and ``noise_var`` and by
+        whether autograd is on, so replacing or editing them in place
+        rebuilds it.
+        """
+        h, y, noise_var = self[CHANNEL].h, self[ANTENNA].y, self.noise_var
+        key = (h, _version(h), y, _version(y), noise_var, _version(noise_var), torch.is_grad_enabled())
+        memo = self.__dict__.setdefault("_memo", {})
+        cached = memo.get(slot)
+        if cached is not None and all(a is b if isinstance(a, Tensor) else a == b for a, b in zip(cached[0], key)):
+            return cached[1]
+        value = build()
+        memo[slot] = (key, value)
+        return value
+
     # ------------------------------------------------------------- selection
     def select(self, instances: Tensor) -> "MIMOGraph":
         """A new batch made of the given instances (``[K]`` long), in that order."""
@@ -311,6 +335,12 @@ class MIMOGraph(HeteroData):
         return MIMOGraph.from_dense(view.y[instances], view.H[instances], self.noise_var[instances],
                                     self.num_users[instances], self.num_antennas[instances],
                                     label=label, snr_db=snr_db, qam=getattr(self, "qam", None))
+
+
+def _version(tensor: Tensor) -> int:
+    """In-place version counter (inference tensors have none and cannot change in place
+    outside inference mode, so they count as version 0)."""
+    return 0 if tensor.is_inference() else tensor._version
 
 
 def _counts(counts: Tensor | None, maximum: int, batch: int, device, name: str) -> Tensor:

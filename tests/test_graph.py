@@ -235,3 +235,18 @@ def test_all_zero_channel_column_is_rejected():
     H[1, :, 0] = 0
     with pytest.raises(ValueError, match="all-zero channel column.*\\[1\\]"):
         MIMOGraph.from_dense(torch.randn(3, 4, dtype=torch.complex64), H, 0.1)
+
+
+def test_memoised_values_are_rebuilt_when_the_batch_data_change():
+    sampler = MIMOSampler(4, (2, 3), 4, snr_db=10.0)
+    graph = sampler.sample(3, sampler.generator(0))
+    builds = []
+    build = lambda: builds.append(1) or len(builds)
+    assert graph.memoised("slot", build) == graph.memoised("slot", build) == 1
+    assert graph.memoised("other", build) == 2                 # one value per slot
+    graph[ANTENNA].y.mul_(2)                                    # edited in place
+    assert graph.memoised("slot", build) == 3
+    graph[CHANNEL].h = graph[CHANNEL].h.clone()                 # replaced
+    assert graph.memoised("slot", build) == 4
+    with torch.no_grad():                                       # another autograd mode
+        assert graph.memoised("slot", build) == 5

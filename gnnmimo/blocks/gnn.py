@@ -88,7 +88,12 @@ class RealComponentGraph:
 
 
 def real_component_graph(graph: MIMOGraph, dtype: torch.dtype) -> RealComponentGraph:
-    """Build the real-component MRF of ``graph`` (adds its user edges if missing)."""
+    """The real-component MRF of ``graph`` (adds its user edges if missing), memoised
+    on the batch per dtype (:meth:`MIMOGraph.memoised`)."""
+    return graph.memoised(("real_component_graph", dtype), lambda: _build_real_component_graph(graph, dtype))
+
+
+def _build_real_component_graph(graph: MIMOGraph, dtype: torch.dtype) -> RealComponentGraph:
     graph.add_user_edges()
     num_users = graph.user_batch.numel()
     noise_var = (graph.user_noise_var / 2).to(dtype)                              # σr² per user

@@ -28,7 +28,7 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-from gnnmimo.graph import ANTENNA, CHANNEL, MIMOGraph
+from gnnmimo.graph import CHANNEL, MIMOGraph
 
 
 @dataclass(eq=False)
@@ -63,42 +63,24 @@ class RealSystem:
 
 
 def real_system(graph: MIMOGraph, dtype: torch.dtype | None = None) -> RealSystem:
-    """The padded real-valued system of ``graph`` (memoised, see below).
+    """The padded real-valued system of ``graph``, memoised on the batch per dtype
+    (:meth:`MIMOGraph.memoised`; its ``gram`` and ``matched_filter`` are computed lazily).
 
     Args:
         dtype: real dtype to compute in (default: the precision of the batch,
             float32 for complex64 data, float64 for complex128).
-
-    The blocks of an iterative detector call this every iteration, so the
-    result (with its lazily computed ``gram`` and ``matched_filter``) is
-    memoised on the batch object, per dtype. The memo is keyed by the
-    identity and in-place version counters of the batch's ``y``, ``h`` and
-    ``noise_var`` tensors (and by whether autograd is on), so replacing or
-    editing them in place rebuilds it.
     """
-    h, y, noise_var = graph[CHANNEL].h, graph[ANTENNA].y, graph.noise_var
-    dtype = dtype or h.real.dtype
-    key = (h, _version(h), y, _version(y), noise_var, _version(noise_var), torch.is_grad_enabled())
-    memo = graph.__dict__.setdefault("_real_system_memo", {})
-    cached = memo.get(dtype)
-    if cached is not None and len(cached[0]) == len(key) and all(
-            a is b if isinstance(a, Tensor) else a == b for a, b in zip(cached[0], key)):
-        return cached[1]
-    view = graph.dense()
-    H_r, y_r = view.real()
-    mask = view.user_mask
-    system = RealSystem(H=H_r.to(dtype), y=y_r.to(dtype), noise_var=view.noise_var.to(dtype) / 2,
-                        user_mask=torch.cat([mask, mask], dim=-1),
-                        num_unknowns=2 * graph.num_users.to(dtype),
-                        num_observations=2 * graph.num_antennas.to(dtype))
-    memo[dtype] = (key, system)
-    return system
+    dtype = dtype or graph[CHANNEL].h.real.dtype
 
-
-def _version(tensor: Tensor) -> int:
-    """In-place version counter (inference tensors have none and cannot change in place
-    outside inference mode, so they count as version 0)."""
-    return 0 if tensor.is_inference() else tensor._version
+    def build() -> RealSystem:
+        view = graph.dense()
+        H_r, y_r = view.real()
+        mask = view.user_mask
+        return RealSystem(H=H_r.to(dtype), y=y_r.to(dtype), noise_var=view.noise_var.to(dtype) / 2,
+                          user_mask=torch.cat([mask, mask], dim=-1),
+                          num_unknowns=2 * graph.num_users.to(dtype),
+                          num_observations=2 * graph.num_antennas.to(dtype))
+    return graph.memoised(("real_system", dtype), build)
 
 
 def users_to_real(graph: MIMOGraph, x: Tensor, fill_value: float = 0.0) -> Tensor:
