@@ -54,19 +54,19 @@ def test_pam_posterior_of_gaussian_logits_is_the_denoiser():
     assert torch.allclose(flat["logits"], out["logits"])
 
 
-@pytest.mark.parametrize("hybrid, classical", [("epgnn", "ep:double=False"),
+@pytest.mark.parametrize("hybrid, classical", [("epgnn", "ep:double=False"), ("epgnn:refine=True", "ep:double=False"),
                                                ("ampgnn", "amp:iterations=10"), ("oamp-gnn", "oamp")])
 def test_untrained_refinement_is_its_classical_parent(hybrid, classical):
     """With the observation skip and a zero-initialised readout, the untrained GNN passes the
     Gaussian posterior through: EP-GNN is EP, AMP-GNN is AMP, OAMP-GNN is OAMP."""
     sampler = MIMOSampler(nr=(6, 10), nt=(2, 6), qam=16, snr_db=(5.0, 25.0), precision="double")
     graph = sampler.sample(40, sampler.generator(0))
-    ours = zoo.create(hybrid, 16).double().detect(graph).probs
+    ours = zoo.create_from_spec(hybrid, 16).double().detect(graph).probs
     parent = zoo.create_from_spec(classical, 16).detect(graph).probs
     assert torch.allclose(ours, parent, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", GNN_FAMILY + ("epgnn:skip=False",))
+@pytest.mark.parametrize("name", GNN_FAMILY + ("epgnn:skip=False", "ampgnn:refine=True"))
 @given(graph=mimo_batches(nr=(2, 8), qam=[4, 16], mixed_nr=True, batch_size=(1, 5), precision="double"))
 def test_untrained_properties(name, graph):
     torch.manual_seed(0)

@@ -39,12 +39,14 @@ class AMPGNN(UnrolledDetector):
         iterations: AMP iterations ``T`` (default 10).
         rounds: GNN rounds ``L`` per iteration (default 2).
         skip: the GNN corrects AMP's Gaussian posterior (default) instead of replacing it.
+        refine: the GNN also shifts and rescales that Gaussian (:mod:`gnnmimo.blocks.gnn`).
     """
 
-    def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, skip: bool = True):
+    def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, skip: bool = True,
+                 refine: bool = False):
         super().__init__(qam, iterations)
         self.linear = AMPLinear()
-        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip)
+        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine)
         self.posterior = PAMPosterior(self.qam)
 
     def initial_state(self, graph: MIMOGraph) -> State:

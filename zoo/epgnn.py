@@ -50,13 +50,14 @@ class EPGNN(UnrolledDetector):
             the GNN runs in float32 either way).
         skip: the GNN corrects the cavity's Gaussian posterior (default) instead
             of replacing it (GEPNet).
+        refine: the GNN also shifts and rescales that Gaussian (:mod:`gnnmimo.blocks.gnn`).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, damping: float = 0.9,
-                 double: bool = False, skip: bool = True):
+                 double: bool = False, skip: bool = True, refine: bool = False):
         super().__init__(qam, iterations)
         self.cavity = EPCavity(double=double)
-        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip)
+        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine)
         self.posterior = PAMPosterior(self.qam)
         self.site_update = EPUpdate(damping)
 

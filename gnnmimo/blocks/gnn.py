@@ -36,6 +36,18 @@ AMP, and the GNN learns a correction of the Gaussian approximation (the
 role the AMP-GNN paper gives it). With ``skip=False`` the GNN's logits are
 used alone, as in GEPNet.
 
+**Gaussian refinement** (``refine=True``, with the skip; not in the papers):
+the readout also gives a shift ``δ_k`` and a log-scale ``ν_k`` of the
+observation, on its own scale,
+
+.. math::
+    ℓ_k(s) = -\frac{(s - r_k - \sqrt{τ_k}\,δ_k)^2}{2 τ_k e^{ν_k}} + \operatorname{MLP}_r(u_k)(s),
+
+so the GNN corrects the observation's mean (residual interference) and its
+confidence directly, at every SNR, which an additive logit correction can
+only approximate (its log-likelihood scales as ``1/τ_k``). ``δ, ν`` start
+at zero too.
+
 **Real nodes on the user graph.** Component ``k`` is ``Re x_i`` or ``Im x_i``
 of user ``i``: real node ``2i + c`` (``c = 0`` Re, ``1`` Im). With
 ``g = h_iᴴh_j = a + jb`` (the ``gram`` of the complete user graph,
@@ -146,6 +158,8 @@ class PairwiseMRFGNN(Block):
             the extra GRU inputs ``[r_k, log τ_k]``.
         skip: add the readout to the observation's log-likelihood (needs
             ``observation``; see module doc).
+        refine: the readout also shifts and rescales the observation (needs
+            ``skip``; see module doc).
         node_channels: ``S_u``.
         message_channels: hidden widths of the message MLP.
         message_out: width of the aggregated message ``M_k``.
@@ -165,21 +179,23 @@ class PairwiseMRFGNN(Block):
     writes = ("gnn_node", "gnn_state", "pam_logits")
 
     def __init__(self, qam: QAM | int, rounds: int = 2, observation: bool = False, skip: bool = False,
-                 node_channels: int = 8, message_channels: Sequence[int] = (64, 32), message_out: int = 8,
+                 refine: bool = False, node_channels: int = 8, message_channels: Sequence[int] = (64, 32), message_out: int = 8,
                  gru_channels: int = 64, readout_channels: Sequence[int] = (64, 32)):
         super().__init__()
         if rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {rounds}")
         if skip and not observation:
             raise ValueError("the observation skip needs observation=True")
+        if refine and not skip:
+            raise ValueError("the Gaussian refinement needs skip=True")
         self.qam = qam if isinstance(qam, QAM) else QAM(qam)
-        self.rounds, self.skip = rounds, skip
+        self.rounds, self.skip, self.refine = rounds, skip, refine
         self.reads = ("obs_mean", "obs_var") if observation else ()
         self.embed = nn.Linear(3, node_channels)
         self.messages = MRFMessages(node_channels, 2, message_channels, message_out)
         self.gru = nn.GRUCell(message_out + len(self.reads), gru_channels)
         self.node_out = nn.Linear(gru_channels, node_channels)
-        self.readout = mlp(node_channels, *readout_channels, len(self.qam.pam))
+        self.readout = mlp(node_channels, *readout_channels, len(self.qam.pam) + 2 * refine)
         if skip:  # start as the observation's own posterior
             nn.init.zeros_(self.readout[-1].weight)
             nn.init.zeros_(self.readout[-1].bias)
@@ -204,9 +220,15 @@ class PairwiseMRFGNN(Block):
             u = self.node_out(g)
         logits = self.readout(u)
         if self.skip:
-            logits = logits + gaussian_log_probs(obs_mean[:, 0], obs_var[:, 0], self.qam.pam_as(logits))
+            mean, var = obs_mean[:, 0], obs_var[:, 0]
+            if self.refine:
+                logits, shift, log_scale = logits.split([len(self.qam.pam), 1, 1], dim=-1)
+                mean = mean + var.sqrt() * shift[:, 0]
+                var = var * log_scale[:, 0].exp()
+            logits = logits + gaussian_log_probs(mean, var, self.qam.pam_as(logits))
         return {"gnn_node": u.view(num_users, 2, -1), "gnn_state": g.view(num_users, 2, -1),
                 "pam_logits": logits.view(num_users, 2, -1)}
 
     def extra_repr(self) -> str:
-        return f"qam={self.qam.order}, rounds={self.rounds}, observation={bool(self.reads)}, skip={self.skip}"
+        return (f"qam={self.qam.order}, rounds={self.rounds}, observation={bool(self.reads)}, skip={self.skip}, "
+                f"refine={self.refine}")
