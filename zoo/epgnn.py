@@ -28,6 +28,7 @@ on 8×8 16-QAM (21.9 vs 21.3 dB, measured), a gap the GNN first has to close.
 from __future__ import annotations
 
 from gnnmimo.blocks.base import State
+from gnnmimo.blocks.calibration import Calibration
 from gnnmimo.blocks.denoiser import PAMPosterior
 from gnnmimo.blocks.ep import EPCavity, EPUpdate
 from gnnmimo.blocks.gnn import PairwiseMRFGNN
@@ -51,16 +52,21 @@ class EPGNN(UnrolledDetector):
         skip: the GNN corrects the cavity's Gaussian posterior (default) instead
             of replacing it (GEPNet).
         refine: the GNN also shifts and rescales that Gaussian (:mod:`gnnmimo.blocks.gnn`).
+        calibrate: a learned temperature on the reported logits (:mod:`gnnmimo.blocks.calibration`).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, damping: float = 0.9,
-                 double: bool = False, skip: bool = True, refine: bool = False):
+                 double: bool = False, skip: bool = True, refine: bool = False,
+                 calibrate: bool = False):
         super().__init__(qam, iterations)
         self.cavity = EPCavity(double=double)
         self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine)
         self.posterior = PAMPosterior(self.qam)
+        self.calibration = Calibration() if calibrate else None
         self.site_update = EPUpdate(damping)
 
     def step(self, graph: MIMOGraph, state: State) -> State:
         tilted = self.posterior(graph, self.gnn(graph, self.cavity(graph, state)))
+        if self.calibration is not None:
+            tilted = self.calibration(graph, tilted)
         return self.site_update(graph, tilted)
