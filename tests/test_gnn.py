@@ -69,7 +69,7 @@ def test_calibration_rescales_the_logits_and_keeps_the_decisions():
     assert torch.equal(out.argmax(-1), logits.argmax(-1))
 
 
-@pytest.mark.parametrize("hybrid, classical", [("epgnn", "ep:double=False"), ("epgnn:refine=True,calibrate=True", "ep:double=False"),
+@pytest.mark.parametrize("hybrid, classical", [("epgnn", "ep:double=False"), ("epgnn:refine=True,report=True,calibrate=True", "ep:double=False"),
                                                ("ampgnn", "amp:iterations=10"), ("oamp-gnn", "oamp")])
 def test_untrained_refinement_is_its_classical_parent(hybrid, classical):
     """With the observation skip and a zero-initialised readout, the untrained GNN passes the
@@ -81,7 +81,7 @@ def test_untrained_refinement_is_its_classical_parent(hybrid, classical):
     assert torch.allclose(ours, parent, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", GNN_FAMILY + ("epgnn:skip=False", "ampgnn:refine=True,calibrate=True"))
+@pytest.mark.parametrize("name", GNN_FAMILY + ("epgnn:skip=False", "ampgnn:refine=True,report=True,calibrate=True"))
 @given(graph=mimo_batches(nr=(2, 8), qam=[4, 16], mixed_nr=True, batch_size=(1, 5), precision="double"))
 def test_untrained_properties(name, graph):
     torch.manual_seed(0)

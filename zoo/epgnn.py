@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from gnnmimo.blocks.base import State
 from gnnmimo.blocks.calibration import Calibration
-from gnnmimo.blocks.denoiser import PAMPosterior
+from gnnmimo.blocks.denoiser import PAMPosterior, ReportedPosterior
 from gnnmimo.blocks.ep import EPCavity, EPUpdate
 from gnnmimo.blocks.gnn import PairwiseMRFGNN
 from gnnmimo.constellation import QAM
@@ -52,21 +52,25 @@ class EPGNN(UnrolledDetector):
         skip: the GNN corrects the cavity's Gaussian posterior (default) instead
             of replacing it (GEPNet).
         refine: the GNN also shifts and rescales that Gaussian (:mod:`gnnmimo.blocks.gnn`).
+        report: report the posterior of a second GNN head instead of the iterated one
+            (:mod:`gnnmimo.blocks.gnn`).
         calibrate: a learned temperature on the reported logits (:mod:`gnnmimo.blocks.calibration`).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, damping: float = 0.9,
                  double: bool = False, skip: bool = True, refine: bool = False,
-                 calibrate: bool = False):
+                 report: bool = False, calibrate: bool = False):
         super().__init__(qam, iterations)
         self.cavity = EPCavity(double=double)
-        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine)
+        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine, report=report)
         self.posterior = PAMPosterior(self.qam)
+        self.report = ReportedPosterior(self.qam) if report else None
         self.calibration = Calibration() if calibrate else None
         self.site_update = EPUpdate(damping)
 
     def step(self, graph: MIMOGraph, state: State) -> State:
         tilted = self.posterior(graph, self.gnn(graph, self.cavity(graph, state)))
-        if self.calibration is not None:
-            tilted = self.calibration(graph, tilted)
+        for output in (self.report, self.calibration):
+            if output is not None:
+                tilted = output(graph, tilted)
         return self.site_update(graph, tilted)

@@ -126,6 +126,26 @@ class PAMPosterior(Block):
         return f"qam={self.qam.order}, eps={self.eps}"
 
 
+class ReportedPosterior(Block):
+    """The reported symbol logits from a second PAM distribution (the report head of
+    :class:`~gnnmimo.blocks.gnn.PairwiseMRFGNN`); the iterated ``mean, var`` stay as they are.
+
+    :reads: ``report_pam_logits [N_u, 2, P]`` (unnormalised).
+    :writes: ``logits [N_u, M]``.
+    """
+
+    reads = ("report_pam_logits",)
+    writes = ("logits",)
+
+    def __init__(self, qam: QAM | int):
+        super().__init__()
+        self.qam = qam if isinstance(qam, QAM) else QAM(qam)
+
+    def update(self, graph: MIMOGraph, state: State) -> State:
+        log_probs = state["report_pam_logits"].log_softmax(-1)
+        return {"logits": self.qam.symbol_logits_from_pam(log_probs[:, 0], log_probs[:, 1])}
+
+
 class Denoiser(PAMPosterior):
     """Gaussian-to-constellation denoiser block (see module doc).
 
