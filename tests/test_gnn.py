@@ -8,7 +8,6 @@ import torch
 from hypothesis import given
 
 import zoo
-from gnnmimo.blocks.calibration import Calibration
 from gnnmimo.blocks.denoiser import PAMPosterior, gaussian_denoise
 from gnnmimo.blocks.gnn import real_component_graph
 from gnnmimo.blocks.real import real_system, users_to_real
@@ -55,21 +54,7 @@ def test_pam_posterior_of_gaussian_logits_is_the_denoiser():
     assert torch.allclose(flat["logits"], out["logits"])
 
 
-def test_calibration_rescales_the_logits_and_keeps_the_decisions():
-    sampler = MIMOSampler(nr=(4, 8), nt=(2, 4), qam=16, snr_db=(5.0, 25.0))
-    graph = sampler.sample(6, sampler.generator(0))
-    logits = torch.randn(graph.user_batch.numel(), 16)
-    calibration = Calibration()
-    assert torch.equal(calibration(graph, {"logits": logits})["logits"], logits)   # identity at the start
-    with torch.no_grad():
-        calibration.log_scale.copy_(torch.tensor([0.3, -0.1]))
-    out = calibration(graph, {"logits": logits})["logits"]
-    scale = torch.exp(0.3 - 0.1 * graph.user_noise_var.log())
-    assert torch.allclose(out, logits * scale[:, None])
-    assert torch.equal(out.argmax(-1), logits.argmax(-1))
-
-
-@pytest.mark.parametrize("hybrid, classical", [("epgnn", "ep:double=False"), ("epgnn:refine=True,report=True,calibrate=True", "ep:double=False"),
+@pytest.mark.parametrize("hybrid, classical", [("epgnn", "ep:double=False"), ("epgnn:refine=True,report=True", "ep:double=False"),
                                                ("ampgnn", "amp:iterations=10"), ("oamp-gnn", "oamp")])
 def test_untrained_refinement_is_its_classical_parent(hybrid, classical):
     """With the observation skip and a zero-initialised readout, the untrained GNN passes the
@@ -81,7 +66,7 @@ def test_untrained_refinement_is_its_classical_parent(hybrid, classical):
     assert torch.allclose(ours, parent, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", GNN_FAMILY + ("epgnn:skip=False", "ampgnn:refine=True,report=True,calibrate=True"))
+@pytest.mark.parametrize("name", GNN_FAMILY + ("epgnn:skip=False", "ampgnn:refine=True,report=True"))
 @given(graph=mimo_batches(nr=(2, 8), qam=[4, 16], mixed_nr=True, batch_size=(1, 5), precision="double"))
 def test_untrained_properties(name, graph):
     torch.manual_seed(0)

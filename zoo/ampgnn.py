@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from gnnmimo.blocks.amp import AMPLinear
 from gnnmimo.blocks.base import State
-from gnnmimo.blocks.calibration import Calibration
 from gnnmimo.blocks.denoiser import PAMPosterior, ReportedPosterior, prior_state
 from gnnmimo.blocks.gnn import PairwiseMRFGNN
 from gnnmimo.constellation import QAM
@@ -43,25 +42,19 @@ class AMPGNN(UnrolledDetector):
         refine: the GNN also shifts and rescales that Gaussian (:mod:`gnnmimo.blocks.gnn`).
         report: report the posterior of a second GNN head instead of the iterated one
             (:mod:`gnnmimo.blocks.gnn`).
-        calibrate: a learned temperature on the reported logits (:mod:`gnnmimo.blocks.calibration`).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, skip: bool = True,
-                 refine: bool = False, report: bool = False,
-                 calibrate: bool = False):
+                 refine: bool = False, report: bool = False):
         super().__init__(qam, iterations)
         self.linear = AMPLinear()
         self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine, report=report)
         self.posterior = PAMPosterior(self.qam)
         self.report = ReportedPosterior(self.qam) if report else None
-        self.calibration = Calibration() if calibrate else None
 
     def initial_state(self, graph: MIMOGraph) -> State:
         return prior_state(graph)
 
     def step(self, graph: MIMOGraph, state: State) -> State:
         posterior = self.posterior(graph, self.gnn(graph, self.linear(graph, state)))
-        for output in (self.report, self.calibration):
-            if output is not None:
-                posterior = output(graph, posterior)
-        return posterior
+        return posterior if self.report is None else self.report(graph, posterior)

@@ -28,7 +28,6 @@ on 8×8 16-QAM (21.9 vs 21.3 dB, measured), a gap the GNN first has to close.
 from __future__ import annotations
 
 from gnnmimo.blocks.base import State
-from gnnmimo.blocks.calibration import Calibration
 from gnnmimo.blocks.denoiser import PAMPosterior, ReportedPosterior
 from gnnmimo.blocks.ep import EPCavity, EPUpdate
 from gnnmimo.blocks.gnn import PairwiseMRFGNN
@@ -54,23 +53,20 @@ class EPGNN(UnrolledDetector):
         refine: the GNN also shifts and rescales that Gaussian (:mod:`gnnmimo.blocks.gnn`).
         report: report the posterior of a second GNN head instead of the iterated one
             (:mod:`gnnmimo.blocks.gnn`).
-        calibrate: a learned temperature on the reported logits (:mod:`gnnmimo.blocks.calibration`).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, damping: float = 0.9,
                  double: bool = False, skip: bool = True, refine: bool = False,
-                 report: bool = False, calibrate: bool = False):
+                 report: bool = False):
         super().__init__(qam, iterations)
         self.cavity = EPCavity(double=double)
         self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine, report=report)
         self.posterior = PAMPosterior(self.qam)
         self.report = ReportedPosterior(self.qam) if report else None
-        self.calibration = Calibration() if calibrate else None
         self.site_update = EPUpdate(damping)
 
     def step(self, graph: MIMOGraph, state: State) -> State:
         tilted = self.posterior(graph, self.gnn(graph, self.cavity(graph, state)))
-        for output in (self.report, self.calibration):
-            if output is not None:
-                tilted = output(graph, tilted)
+        if self.report is not None:
+            tilted = self.report(graph, tilted)
         return self.site_update(graph, tilted)
