@@ -55,7 +55,7 @@ second readout of the same form gives the posterior the detector *reports*
 reported posterior rewards hedging on components at risk; with one head,
 that hedging also inflates the variances fed back into the iteration and
 costs decisions (measured on 8×8 16-QAM: the cross-entropy of EP-GNN fell
-fourfold within 200 steps while its SER rose by half). With two heads the
+threefold within 200 steps while its SER rose by half). With two heads the
 iterating head is trained only through what it does to later iterations;
 that removed the early loss of decisions, but not a slower drift above EP's
 SER after about 1000 steps.
