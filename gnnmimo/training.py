@@ -10,7 +10,12 @@ RE-MIMO (eq. 13),
     \qquad \sum_t w_t = 1,
 
 with ``w_t = 1/T`` (``loss_weights="uniform"``, the paper) or all weight on
-the last iteration (``"last"``). A detector with its own objective defines
+the last iteration (``"last"``). ``loss="soft-ser"`` replaces the
+cross-entropy by the soft symbol error ``1 − p(x_i^m | y)``: bounded, it
+saturates on hopeless errors and, unlike a proper scoring rule, does not
+reward hedging, which in an iterative detector feeds back into the
+iteration (measured on EP-GNN: the cross-entropy fell while the SER rose;
+on the soft SER both fell). A detector with its own objective defines
 ``loss(graph) -> Tensor`` and is trained on that instead.
 
 **Data.** Every minibatch is drawn fresh: ``Nt`` from the triangular law on
@@ -78,6 +83,7 @@ from gnnmimo.sampling import MIMOSampler, sample_counts
 NT_MODES = ("batch", "mixed")
 SCHEDULES = ("plateau", "cosine", "constant")
 LOSS_WEIGHTS = ("uniform", "last")
+LOSSES = ("cross-entropy", "soft-ser")
 #: configuration fields that may change when a run is resumed
 RESUMABLE_FIELDS = ("steps", "checkpoint_every")
 #: instances per validation batch (fixed, so the validation set does not depend on batch_size)
@@ -94,12 +100,17 @@ def iteration_weights(num_iterations: int, kind: str = "uniform", device=None) -
     return torch.nn.functional.one_hot(torch.tensor(num_iterations - 1, device=device), num_iterations).float()
 
 
-def detection_loss(logits: Tensor, graph: MIMOGraph, weights: str = "uniform") -> Tensor:
-    """RE-MIMO's eq. 13 for per-iteration logits ``[T, N_u, M]`` and the batch's labels."""
+def detection_loss(logits: Tensor, graph: MIMOGraph, weights: str = "uniform",
+                   loss: str = "cross-entropy") -> Tensor:
+    """RE-MIMO's eq. 13 for per-iteration logits ``[T, N_u, M]`` and the batch's labels, with the
+    cross-entropy or the soft symbol error ``1 − p(label)`` per user (``loss``, module doc)."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; use one of {LOSSES}")
     num_iterations, num_users, order = logits.shape
-    label = graph[USER].label
-    ce = F.cross_entropy(logits.reshape(-1, order), label.repeat(num_iterations), reduction="none")
-    per_user = ce.view(num_iterations, num_users) / graph.num_users[graph.user_batch]
+    label = graph[USER].label.repeat(num_iterations)
+    log_p_true = -F.cross_entropy(logits.reshape(-1, order), label, reduction="none")
+    per_symbol = -log_p_true if loss == "cross-entropy" else 1 - log_p_true.exp()
+    per_user = per_symbol.view(num_iterations, num_users) / graph.num_users[graph.user_batch]
     w = iteration_weights(num_iterations, weights, logits.device).to(logits.dtype)
     return (w @ per_user).sum() / graph.num_instances
 
@@ -138,10 +149,11 @@ def symbol_mse_loss(means: Tensor, graph: MIMOGraph, qam: QAM, weights: Tensor |
     return (w @ per_user).sum() / graph.num_instances
 
 
-def training_loss(detector: Detector, graph: MIMOGraph, weights: str = "uniform") -> Tensor:
+def training_loss(detector: Detector, graph: MIMOGraph, weights: str = "uniform",
+                  loss: str = "cross-entropy") -> Tensor:
     """The detector's own ``loss(graph)`` if it has one, else :func:`detection_loss`."""
     own = getattr(detector, "loss", None)
-    return own(graph) if callable(own) else detection_loss(detector(graph).logits, graph, weights)
+    return own(graph) if callable(own) else detection_loss(detector(graph).logits, graph, weights, loss)
 
 
 # ---------------------------------------------------------------- SNR ranges
@@ -212,6 +224,7 @@ class TrainConfig:
         schedule: ``"plateau"``, ``"cosine"`` or ``"constant"``; ``plateau_factor``,
             ``plateau_patience``, ``min_lr`` tune the plateau rule.
         loss_weights: ``"uniform"`` (eq. 13 with ``w_t = 1/T``) or ``"last"``.
+        loss: ``"cross-entropy"`` (eq. 13) or ``"soft-ser"`` (module doc).
         eval_every: steps between validations (and plateau checks).
         checkpoint_every: steps between checkpoints (default ``eval_every``).
         val_size, val_seed: the fixed validation set.
@@ -238,6 +251,7 @@ class TrainConfig:
     plateau_patience: int = 0
     min_lr: float = 1e-6
     loss_weights: str = "uniform"
+    loss: str = "cross-entropy"
     eval_every: int = 500
     checkpoint_every: int | None = None
     val_size: int = 2000
@@ -257,6 +271,7 @@ class TrainConfig:
         checks = [(self.nt_mode in NT_MODES, f"nt_mode must be one of {NT_MODES}"),
                   (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
                   (self.loss_weights in LOSS_WEIGHTS, f"loss_weights must be one of {LOSS_WEIGHTS}"),
+                  (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
                   (all(len(r) == 2 and r[0] <= r[1] for r in ranges),
                    "snr must be 'auto', (low, high) or {nt: (low, high)} with low <= high"),
                   (not isinstance(self.snr, dict) or set(self.snr) == set(self.nts),
@@ -352,6 +367,7 @@ class Trainer:
 
     def _check_resumable(self, checkpoint: dict) -> None:
         saved = {k: v for k, v in checkpoint["training"].items() if k not in RESUMABLE_FIELDS + ("snr_ranges",)}
+        saved.setdefault("loss", "cross-entropy")  # written before the loss was configurable
         wanted = {k: v for k, v in self.config.to_dict().items() if k not in RESUMABLE_FIELDS}
         found = differences(saved, wanted)
         if found:
@@ -402,7 +418,7 @@ class Trainer:
     def train_step(self) -> float:
         self.detector.train()
         graph = self.sample_batch()
-        loss = training_loss(self.detector, graph, self.config.loss_weights)
+        loss = training_loss(self.detector, graph, self.config.loss_weights, self.config.loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.clip_grad_norm:
@@ -420,7 +436,8 @@ class Trainer:
         total_loss, instances, errors, symbols = 0.0, 0, {}, {}
         for graph in self.validation:
             logits = detector(graph).logits
-            total_loss += detection_loss(logits, graph, self.config.loss_weights).item() * graph.num_instances
+            total_loss += detection_loss(logits, graph, self.config.loss_weights,
+                                         self.config.loss).item() * graph.num_instances
             instances += graph.num_instances
             nt = int(graph.num_users[0])
             errors[nt] = errors.get(nt, 0) + int((logits[-1].argmax(-1) != graph[USER].label).sum())
@@ -605,6 +622,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--nt-mode", choices=NT_MODES, default=TrainConfig.nt_mode,
                      help="one Nt per minibatch (batch, the paper) or per instance (mixed)")
     run.add_argument("--loss-weights", choices=LOSS_WEIGHTS, default=TrainConfig.loss_weights)
+    run.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss,
+                     help="per-symbol loss: cross-entropy (eq. 13) or soft-ser (1 - p(true symbol))")
     run.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
     run.add_argument("--checkpoint-every", type=int, help="default: --eval-every")
     run.add_argument("--val-size", type=int, default=TrainConfig.val_size)
@@ -639,7 +658,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         snr=snr, snr_targets=targets or TrainConfig.snr_targets, nt_mode=args.nt_mode, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, clip_grad_norm=args.clip_grad_norm, schedule=args.schedule,
         plateau_factor=args.plateau_factor,
-        plateau_patience=args.plateau_patience, loss_weights=args.loss_weights, eval_every=args.eval_every,
+        plateau_patience=args.plateau_patience, loss_weights=args.loss_weights, loss=args.loss,
+        eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, val_size=args.val_size, val_seed=args.val_seed,
         seed=args.seed, precision=args.precision, device=args.device)
 

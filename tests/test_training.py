@@ -54,6 +54,24 @@ def test_loss_is_the_mean_cross_entropy_when_nt_is_fixed():
     torch.testing.assert_close(detection_loss(logits, graph), expected)
 
 
+def test_soft_ser_loss_is_the_mean_probability_of_a_symbol_error():
+    sampler = MIMOSampler(4, 3, 4)
+    graph = sampler.sample(5, sampler.generator(0))
+    logits = torch.randn(2, 15, 4)
+    p_true = logits.softmax(-1).gather(-1, graph[USER].label.expand(2, -1)[..., None])[..., 0]
+    torch.testing.assert_close(detection_loss(logits, graph, "uniform", "soft-ser"), (1 - p_true).mean())
+    torch.testing.assert_close(detection_loss(logits, graph, "last", "soft-ser"), (1 - p_true[-1]).mean())
+    with pytest.raises(ValueError, match="unknown loss"):
+        detection_loss(logits, graph, "last", "hinge")
+
+
+def test_a_soft_ser_run_trains_and_records_its_loss(tmp_path):
+    quiet(tiny(loss="soft-ser"), tmp_path / "run.pt").run()
+    assert read_checkpoint(tmp_path / "run.pt")["training"]["loss"] == "soft-ser"
+    with pytest.raises(ValueError, match=r"loss: 'soft-ser' vs 'cross-entropy'"):
+        quiet(tiny(steps=9), tmp_path / "run.pt", resume=True)
+
+
 # ---------------------------------------------------------------------- data
 def test_auto_snr_ranges_sit_on_the_published_lmmse_curve():
     # published LMMSE at Nr = 8, Nt = 4, 16-QAM: SER 1e-1 at ≈ 11.9 dB, 1e-3 at ≈ 19.6 dB
