@@ -35,7 +35,7 @@ from torch_geometric.utils import cumsum, to_dense_batch
 
 from gnnmimo.channels import block_mask
 
-T = TypeVar("T")
+Value = TypeVar("Value")
 
 USER, ANTENNA = "user", "antenna"
 CHANNEL = (ANTENNA, "channel", USER)
@@ -306,7 +306,7 @@ class MIMOGraph(HeteroData):
         return self
 
     # ------------------------------------------------------------------ memo
-    def memoised(self, slot: Hashable, build: Callable[[], T]) -> T:
+    def memoised(self, slot: Hashable, build: Callable[[], Value]) -> Value:
         """``build()``, computed once per batch and ``slot``.
 
         The blocks of an iterative detector derive the same quantities from

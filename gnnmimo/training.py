@@ -517,7 +517,7 @@ class Trainer:
         """Write a checkpoint (atomically) to ``path`` or ``out``."""
         training = {**self.config.to_dict(), "snr_ranges": {str(k): list(v) for k, v in self.snr_ranges.items()}}
         save_checkpoint(path or self.out, self.detector, system=self.config.system(), training=training,
-                        state=self.training_state(), options=self.config.options)
+                        state=self.training_state())
 
     def _restore(self, checkpoint: dict) -> None:
         load_weights(self.detector, checkpoint)

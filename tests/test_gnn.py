@@ -54,7 +54,8 @@ def test_pam_posterior_of_gaussian_logits_is_the_denoiser():
     assert torch.allclose(flat["logits"], out["logits"])
 
 
-@pytest.mark.parametrize("hybrid, classical", [("epgnn", "ep:double=False"), ("epgnn:refine=True,report=True", "ep:double=False"),
+@pytest.mark.parametrize("hybrid, classical", [("epgnn", "ep:double=False"),
+                                               ("epgnn:refine=True,report=True", "ep:double=False"),
                                                ("ampgnn", "amp:iterations=10"), ("oamp-gnn", "oamp")])
 def test_untrained_refinement_is_its_classical_parent(hybrid, classical):
     """With the observation skip and a zero-initialised readout, the untrained GNN passes the

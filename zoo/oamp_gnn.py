@@ -38,14 +38,13 @@ class OAMPGNN(UnfoldedDetector):
         rounds: GNN rounds ``L`` per iteration (default 2).
         double: compute the linear step in float64.
         skip: the GNN corrects OAMP's Gaussian posterior (default) instead of replacing it.
-        refine: the GNN also shifts and rescales that Gaussian (:mod:`gnnmimo.blocks.gnn`).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, double: bool = False,
-                 skip: bool = True, refine: bool = False):
+                 skip: bool = True):
         super().__init__(qam, iterations)
         self.linear = nn.ModuleList(OAMPLinear(learnable=True, double=double) for _ in range(iterations))
-        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine)
+        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip)
         self.posterior = PAMPosterior(self.qam)
 
     def initial_state(self, graph: MIMOGraph) -> State:

@@ -88,6 +88,11 @@ def prior_state(graph: MIMOGraph, dtype: torch.dtype | None = None) -> State:
     return {"mean": mean, "var": torch.full_like(mean, ES)}
 
 
+def normalised_pam(pam_logits: Tensor) -> Tensor:
+    """``[N_u, 2, P]`` normalised log-probabilities from unnormalised ``[N_u, 2, P]`` or ``[N_u, 2P]`` logits."""
+    return pam_logits.view(pam_logits.shape[0], 2, -1).log_softmax(-1)
+
+
 class PAMPosterior(Block):
     """Moments and symbol logits of per-component PAM distributions (e.g. a learned readout).
 
@@ -113,8 +118,7 @@ class PAMPosterior(Block):
         self.eps = eps
 
     def update(self, graph: MIMOGraph, state: State) -> State:
-        pam_logits = state["pam_logits"]
-        return self.posterior(pam_logits.view(pam_logits.shape[0], 2, -1).log_softmax(-1))
+        return self.posterior(normalised_pam(state["pam_logits"]))
 
     def posterior(self, log_probs: Tensor) -> State:
         """The written keys from normalised log-probabilities ``[N_u, 2, P]``."""
@@ -130,7 +134,7 @@ class ReportedPosterior(Block):
     """The reported symbol logits from a second PAM distribution (the report head of
     :class:`~gnnmimo.blocks.gnn.PairwiseMRFGNN`); the iterated ``mean, var`` stay as they are.
 
-    :reads: ``report_pam_logits [N_u, 2, P]`` (unnormalised).
+    :reads: ``report_pam_logits [N_u, 2, P]`` (unnormalised; ``[N_u, 2P]`` as for :class:`PAMPosterior`).
     :writes: ``logits [N_u, M]``.
     """
 
@@ -142,7 +146,7 @@ class ReportedPosterior(Block):
         self.qam = qam if isinstance(qam, QAM) else QAM(qam)
 
     def update(self, graph: MIMOGraph, state: State) -> State:
-        log_probs = state["report_pam_logits"].log_softmax(-1)
+        log_probs = normalised_pam(state["report_pam_logits"])
         return {"logits": self.qam.symbol_logits_from_pam(log_probs[:, 0], log_probs[:, 1])}
 
 

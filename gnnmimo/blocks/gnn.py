@@ -194,8 +194,9 @@ class PairwiseMRFGNN(Block):
     writes = ("gnn_node", "gnn_state", "pam_logits")
 
     def __init__(self, qam: QAM | int, rounds: int = 2, observation: bool = False, skip: bool = False,
-                 refine: bool = False, report: bool = False, node_channels: int = 8, message_channels: Sequence[int] = (64, 32), message_out: int = 8,
-                 gru_channels: int = 64, readout_channels: Sequence[int] = (64, 32)):
+                 refine: bool = False, report: bool = False, node_channels: int = 8,
+                 message_channels: Sequence[int] = (64, 32), message_out: int = 8, gru_channels: int = 64,
+                 readout_channels: Sequence[int] = (64, 32)):
         super().__init__()
         if rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {rounds}")
