@@ -1,4 +1,4 @@
-"""Monte-Carlo SER/BER evaluation of several detectors on the same samples.
+r"""Monte-Carlo SER/BER evaluation of several detectors on the same samples.
 
 For each user count ``Nt`` and SNR, batches are drawn from one seeded stream
 (the seed is derived from ``(seed, Nt, SNR)``, so a point is reproducible on
@@ -7,7 +7,20 @@ running sees every batch; a detector stops at a point once it has made
 ``target_errors`` symbol errors or seen ``max_symbols`` symbols, so all
 detectors are measured on a common prefix of the same sample stream.
 
-Intervals are exact Clopper–Pearson intervals (95 % by default).
+**Intervals** (95 % by default) are Clopper–Pearson intervals on the
+*effective* sample size of Korn & Graubard (1998). The symbols of one instance
+share its channel, so errors come in bursts (a badly conditioned channel costs
+several users at once) and are not independent trials. The instances are: with
+``M`` instances of ``n`` symbols (bits) each and ``e_m`` errors in instance
+``m``, the rate ``p̂ = Σe_m / (Mn)`` has the cluster variance
+
+.. math::
+    \widehat{\operatorname{Var}}(\hat p) = \frac{\sum_m (e_m - n\hat p)^2}{(M-1)\,M\,n^2},
+
+and the interval is Clopper–Pearson's for ``p̂ N_eff`` errors in
+``N_eff = min(Mn, p̂(1 − p̂) / Var)`` trials — the binomial interval when errors
+are isolated, wider by about the square root of the mean burst size when they
+are not.
 """
 from __future__ import annotations
 
@@ -16,6 +29,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Mapping
 
+import torch
 from scipy.stats import beta
 from tqdm.auto import tqdm
 
@@ -23,8 +37,8 @@ from gnnmimo.detector import Detector
 from gnnmimo.sampling import MIMOSampler
 
 
-def clopper_pearson(errors: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact binomial interval for an error rate ``errors / trials``."""
+def clopper_pearson(errors: float, trials: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval for an error rate ``errors / trials`` (real counts allowed)."""
     if trials == 0:
         return 0.0, 1.0
     alpha = 1.0 - confidence
@@ -33,9 +47,27 @@ def clopper_pearson(errors: int, trials: int, confidence: float = 0.95) -> tuple
     return float(low), float(high)
 
 
+def clustered_interval(errors: int, trials: int, clusters: int, error_squares: int,
+                       confidence: float = 0.95) -> tuple[float, float]:
+    """Clopper–Pearson on the effective sample size, for ``errors`` in ``trials``
+    split evenly over ``clusters`` instances with ``Σ e_m² = error_squares``
+    (see the module docstring)."""
+    if clusters < 2 or errors in (0, trials):
+        return clopper_pearson(errors, trials, confidence)
+    rate, per_cluster = errors / trials, trials / clusters
+    spread = error_squares - 2 * rate * per_cluster * errors + clusters * (rate * per_cluster) ** 2
+    variance = spread / ((clusters - 1) * clusters * per_cluster ** 2)
+    effective = trials if variance <= 0 else min(trials, rate * (1 - rate) / variance)
+    return clopper_pearson(rate * effective, effective, confidence)
+
+
 @dataclass
 class PointResult:
-    """One detector at one (Nt, SNR) point. ``seconds`` is detector time only."""
+    """One detector at one (Nt, SNR) point. ``seconds`` is detector time only.
+
+    ``instances`` and the sums of squared per-instance error counts are the
+    statistics of the intervals (0 in records written before they were kept).
+    """
 
     detector: str
     nr: int
@@ -54,6 +86,9 @@ class PointResult:
     ber_ci_low: float
     ber_ci_high: float
     seconds: float
+    instances: int = 0
+    symbol_error_squares: int = 0
+    bit_error_squares: int = 0
 
     @property
     def key(self) -> tuple:
@@ -78,6 +113,7 @@ class _Counter:
 
     def __init__(self):
         self.symbols = self.symbol_errors = self.bits = self.bit_errors = 0
+        self.instances = self.symbol_error_squares = self.bit_error_squares = 0
         self.seconds = 0.0
 
     def add(self, detector: Detector, graph) -> None:
@@ -86,11 +122,18 @@ class _Counter:
         hard = detection.hard
         self.seconds += time.perf_counter() - start
         label = graph["user"].label
+        errors = torch.stack([(hard != label).long(),  # [2, N_u]: symbol, bit errors per user
+                              (detector.qam.bits_of(hard) != detector.qam.bits_of(label)).sum(-1)])
+        per_instance = errors.new_zeros(2, graph.num_instances).index_add_(1, graph.user_batch, errors)
+        (symbol_errors, bit_errors), (symbol_squares, bit_squares) = (
+            per_instance.sum(1).tolist(), per_instance.square().sum(1).tolist())
+        self.instances += graph.num_instances
         self.symbols += label.numel()
-        self.symbol_errors += int((hard != label).sum())
-        qam = detector.qam
-        self.bits += label.numel() * qam.num_bits
-        self.bit_errors += int((qam.bits_of(hard) != qam.bits_of(label)).sum())
+        self.bits += label.numel() * detector.qam.num_bits
+        self.symbol_errors += symbol_errors
+        self.bit_errors += bit_errors
+        self.symbol_error_squares += symbol_squares
+        self.bit_error_squares += bit_squares
 
     def done(self, target_errors: int, max_symbols: int) -> bool:
         return self.symbol_errors >= target_errors or self.symbols >= max_symbols
@@ -151,8 +194,9 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
 
 
 def _result(name: str, c: _Counter, nr: int, nt: int, qam: int, channel: str, snr: float) -> PointResult:
-    ser_low, ser_high = clopper_pearson(c.symbol_errors, c.symbols)
-    ber_low, ber_high = clopper_pearson(c.bit_errors, c.bits)
+    ser_low, ser_high = clustered_interval(c.symbol_errors, c.symbols, c.instances, c.symbol_error_squares)
+    ber_low, ber_high = clustered_interval(c.bit_errors, c.bits, c.instances, c.bit_error_squares)
     return PointResult(name, nr, nt, qam, channel, float(snr), c.symbols, c.symbol_errors,
                        c.symbol_errors / c.symbols, ser_low, ser_high, c.bits, c.bit_errors,
-                       c.bit_errors / c.bits, ber_low, ber_high, round(c.seconds, 4))
+                       c.bit_errors / c.bits, ber_low, ber_high, round(c.seconds, 4),
+                       c.instances, c.symbol_error_squares, c.bit_error_squares)

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from gnnmimo.cli import main
-from gnnmimo.evaluation import PointResult, clopper_pearson
+from gnnmimo.evaluation import PointResult, clopper_pearson, clustered_interval
 from gnnmimo.report import load_json, markdown_table, save_json, snr_at_ser, snr_at_ser_table
 
 
@@ -27,6 +27,17 @@ def test_clopper_pearson_brackets_the_rate():
     assert low < 0.05 < high and clopper_pearson(0, 100)[0] == 0.0
 
 
+def test_clustered_interval_widens_with_error_bursts():
+    # 100 errors in 1250 instances of 8 symbols: isolated errors give the binomial interval …
+    assert clustered_interval(100, 10_000, 1250, 100) == clopper_pearson(100, 10_000)
+    # … bursts of 4 (25 instances with 4 errors each) quadruple the variance: about twice as wide
+    binomial_low, binomial_high = clopper_pearson(100, 10_000)
+    low, high = clustered_interval(100, 10_000, 1250, 25 * 4 ** 2)
+    assert low < 0.01 < high
+    assert (high - low) / (binomial_high - binomial_low) == pytest.approx(2.0, rel=0.1)
+    assert clustered_interval(0, 10_000, 1250, 0) == clopper_pearson(0, 10_000)
+
+
 def test_tables_and_json_round_trip(tmp_path):
     results = [point(10.0, 1e-1), point(12.0, 1e-3), point(10.0, 2e-1, "zf"), point(12.0, 5e-3, "zf")]
     save_json(results, tmp_path / "r.json")
@@ -46,6 +57,9 @@ def test_evaluate_cli_end_to_end_and_resume(tmp_path, capsys):
     assert len(records) == 2 * 2 * 3
     assert set(records[0]) >= {"detector", "nr", "nt", "qam", "channel", "snr_db", "symbols", "symbol_errors",
                                "ser", "ser_ci_low", "ser_ci_high", "bits", "bit_errors", "ber", "seconds"}
+    for r in (PointResult(**record) for record in records):
+        assert r.instances * r.nt == r.symbols and r.symbol_errors <= r.symbol_error_squares
+        assert r.ser_ci_low <= r.ser <= r.ser_ci_high and r.ber_ci_low <= r.ber <= r.ber_ci_high
     assert (tmp_path / "p.png").stat().st_size > 0 and "SER" in (tmp_path / "t.md").read_text()
     assert main(args + ["--resume"]) == 0  # nothing left to run: same records
     assert json.loads(out.read_text()) == records
