@@ -53,7 +53,10 @@ states; they are written atomically every ``checkpoint_every`` steps, at the
 end, and when the run is interrupted (Ctrl-C finishes the current step, saves
 and exits; a second Ctrl-C aborts at once). ``resume=True`` continues from
 the checkpoint exactly: on CPU with the same seed, an interrupted and resumed
-run ends with the same weights as an uninterrupted one.
+run ends with the same weights as an uninterrupted one. Whenever the
+validation loss reaches a new low, the run is also saved beside ``out`` as
+``NAME.best.pt`` (:attr:`Trainer.best_path`): the model to export when a late
+phase of training over-fits or diverges.
 """
 from __future__ import annotations
 
@@ -490,17 +493,25 @@ class Trainer:
                 self.log(f"interrupted at step {self.step}")
         return self.history[-1] if self.history else {}
 
+    @property
+    def best_path(self) -> Path | None:
+        """Where the run is saved at each new lowest validation loss: ``NAME.best.pt`` beside ``out``."""
+        return self.out.with_name(f"{self.out.stem}.best{self.out.suffix}") if self.out else None
+
     def _evaluate(self, train_loss: float) -> None:
         result = self.validate()
         if self.scheduler is not None and self.config.schedule == "plateau":
             self.scheduler.step(result["loss"])
+        improved = result["loss"] < self.best_val_loss
         self.best_val_loss = min(self.best_val_loss, result["loss"])
         record = {"step": self.step, "train_loss": train_loss, "val_loss": result["loss"],
                   "val_ser": result["ser"], "lr": self.optimizer.param_groups[0]["lr"], "seconds": self.elapsed}
         self.history.append(record)
         ser = " ".join(f"{nt}:{s:.2e}" for nt, s in result["ser"].items())
         self.log(f"step {self.step}: train {train_loss:.4f} val {result['loss']:.4f} "
-                 f"lr {record['lr']:.2e} | SER by Nt {ser}")
+                 f"lr {record['lr']:.2e} | SER by Nt {ser}" + (" | best" if improved else ""))
+        if improved and self.out:
+            self.save(self.best_path)
 
     # ---------------------------------------------------------- checkpoints
     def training_state(self) -> dict:
@@ -628,7 +639,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--checkpoint-every", type=int, help="default: --eval-every")
     run.add_argument("--val-size", type=int, default=TrainConfig.val_size)
     run.add_argument("--val-seed", type=int, default=TrainConfig.val_seed)
-    parser.add_argument("--out", required=True, help="checkpoint file (written atomically)")
+    parser.add_argument("--out", required=True,
+                        help="checkpoint file (written atomically); OUT_STEM.best.pt keeps the lowest validation loss")
     parser.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--time-limit", type=float, metavar="MINUTES",

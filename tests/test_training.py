@@ -152,6 +152,18 @@ def test_checkpoints_carry_the_full_configuration(tmp_path):
     assert set(saved["state"]) >= {"optimizer", "scheduler", "rng", "history"}
 
 
+def test_the_lowest_validation_loss_is_kept_beside_the_checkpoint(tmp_path):
+    trainer = quiet(tiny(eval_every=1, lr=3e-2), tmp_path / "run.pt")
+    trainer.run()
+    best = read_checkpoint(tmp_path / "run.best.pt")
+    lowest = min(trainer.history, key=lambda record: record["val_loss"])
+    assert trainer.best_path == tmp_path / "run.best.pt"
+    assert best["state"]["step"] == lowest["step"] and best["state"]["best_val_loss"] == lowest["val_loss"]
+    detector = zoo.create("remimo", 4, **TINY_MODEL)
+    load_weights(detector, best)
+    assert trainer.validate(detector)["loss"] == pytest.approx(lowest["val_loss"])
+
+
 # ---------------------------------------------------------- mismatches, loading
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
