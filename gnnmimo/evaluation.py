@@ -10,7 +10,7 @@ detectors are measured on a common prefix of the same sample stream.
 **Intervals** (95 % by default) are Clopper–Pearson intervals on the
 *effective* sample size of Korn & Graubard (1998). The symbols of one instance
 share its channel, so errors come in bursts (a badly conditioned channel costs
-several users at once) and are not independent trials. The instances are: with
+several users at once) and are not independent trials; the instances are. With
 ``M`` instances of ``n`` symbols (bits) each and ``e_m`` errors in instance
 ``m``, the rate ``p̂ = Σe_m / (Mn)`` has the cluster variance
 

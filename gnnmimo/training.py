@@ -18,8 +18,9 @@ iteration (measured on EP-GNN: the cross-entropy fell while the SER rose;
 on the soft SER both fell). Nor does it penalise over-confidence. Two of four
 soft-SER runs of the GNN detectors collapsed within 400 steps. Their Gaussian
 correction turned into a constant shrink of the variance, where the loss is
-flat, and training never left it. Keep ``OUT_STEM.best.pt`` (below) from such runs. A detector with its own objective defines
-``loss(graph) -> Tensor`` and is trained on that instead.
+flat, and training never left it. Keep ``OUT_STEM.best.pt`` (below) from such
+runs. A detector with its own objective defines ``loss(graph) -> Tensor`` and
+is trained on that instead.
 
 **Data.** Every minibatch is drawn fresh: ``Nt`` from the triangular law on
 ``[Nt_low, Nt_high]`` with its mode at the upper end (``P(n) ∝ n − Nt_low + 1``),
