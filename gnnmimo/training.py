@@ -59,7 +59,7 @@ and exits; a second Ctrl-C aborts at once). ``resume=True`` continues from
 the checkpoint exactly: on CPU with the same seed, an interrupted and resumed
 run ends with the same weights as an uninterrupted one. Whenever the
 validation loss reaches a new low, the run is also saved beside ``out`` as
-``NAME.best.pt`` (:attr:`Trainer.best_path`): the model to export when a late
+``OUT_STEM.best.pt`` (:attr:`Trainer.best_path`): the model to export when a late
 phase of training over-fits or diverges.
 """
 from __future__ import annotations
@@ -499,7 +499,7 @@ class Trainer:
 
     @property
     def best_path(self) -> Path | None:
-        """Where the run is saved at each new lowest validation loss: ``NAME.best.pt`` beside ``out``."""
+        """Where the run is saved at each new lowest validation loss: ``OUT_STEM.best.pt`` beside ``out``."""
         return self.out.with_name(f"{self.out.stem}.best{self.out.suffix}") if self.out else None
 
     def _evaluate(self, train_loss: float) -> None:
@@ -507,7 +507,8 @@ class Trainer:
         if self.scheduler is not None and self.config.schedule == "plateau":
             self.scheduler.step(result["loss"])
         improved = result["loss"] < self.best_val_loss
-        self.best_val_loss = min(self.best_val_loss, result["loss"])
+        if improved:
+            self.best_val_loss = result["loss"]
         record = {"step": self.step, "train_loss": train_loss, "val_loss": result["loss"],
                   "val_ser": result["ser"], "lr": self.optimizer.param_groups[0]["lr"], "seconds": self.elapsed}
         self.history.append(record)
