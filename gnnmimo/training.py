@@ -18,8 +18,9 @@ iteration (measured on EP-GNN: the cross-entropy fell while the SER rose;
 on the soft SER both fell). Nor does it penalise over-confidence. Two of four
 soft-SER runs of the GNN detectors collapsed within 400 steps. Their Gaussian
 correction turned into a constant shrink of the variance, where the loss is
-flat, and training never left it. Keep ``OUT_STEM.best.pt`` (below) from such
-runs. A detector with its own objective defines ``loss(graph) -> Tensor`` and
+flat, and training never left it. ``ce_weight = λ > 0`` adds ``λ·CE`` to the
+soft SER, a proper term that keeps a gradient on over-confident errors. Keep
+``OUT_STEM.best.pt`` (below) from such runs. A detector with its own objective defines ``loss(graph) -> Tensor`` and
 is trained on that instead.
 
 **Data.** Every minibatch is drawn fresh: ``Nt`` from the triangular law on
@@ -93,6 +94,8 @@ LOSS_WEIGHTS = ("uniform", "last")
 LOSSES = ("cross-entropy", "soft-ser")
 #: configuration fields that may change when a run is resumed
 RESUMABLE_FIELDS = ("steps", "checkpoint_every")
+#: configuration fields newer than the first checkpoints, with the value older runs had
+FIELDS_ADDED_LATER = {"loss": "cross-entropy", "ce_weight": 0.0}
 #: instances per validation batch (fixed, so the validation set does not depend on batch_size)
 VALIDATION_CHUNK = 500
 
@@ -108,15 +111,18 @@ def iteration_weights(num_iterations: int, kind: str = "uniform", device=None) -
 
 
 def detection_loss(logits: Tensor, graph: MIMOGraph, weights: str = "uniform",
-                   loss: str = "cross-entropy") -> Tensor:
+                   loss: str = "cross-entropy", ce_weight: float = 0.0) -> Tensor:
     """RE-MIMO's eq. 13 for per-iteration logits ``[T, N_u, M]`` and the batch's labels, with the
-    cross-entropy or the soft symbol error ``1 − p(label)`` per user (``loss``, module doc)."""
+    cross-entropy or the soft symbol error ``1 − p(label)`` per user (``loss``, module doc), the
+    latter plus ``ce_weight`` times the cross-entropy."""
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; use one of {LOSSES}")
+    if ce_weight < 0 or (ce_weight and loss != "soft-ser"):
+        raise ValueError(f"ce_weight adds to the soft-ser loss and must be >= 0, got {ce_weight} with {loss!r}")
     num_iterations, num_users, order = logits.shape
     label = graph[USER].label.repeat(num_iterations)
     log_p_true = -F.cross_entropy(logits.reshape(-1, order), label, reduction="none")
-    per_symbol = -log_p_true if loss == "cross-entropy" else 1 - log_p_true.exp()
+    per_symbol = -log_p_true if loss == "cross-entropy" else 1 - log_p_true.exp() - ce_weight * log_p_true
     per_user = per_symbol.view(num_iterations, num_users) / graph.num_users[graph.user_batch]
     w = iteration_weights(num_iterations, weights, logits.device).to(logits.dtype)
     return (w @ per_user).sum() / graph.num_instances
@@ -157,10 +163,10 @@ def symbol_mse_loss(means: Tensor, graph: MIMOGraph, qam: QAM, weights: Tensor |
 
 
 def training_loss(detector: Detector, graph: MIMOGraph, weights: str = "uniform",
-                  loss: str = "cross-entropy") -> Tensor:
+                  loss: str = "cross-entropy", ce_weight: float = 0.0) -> Tensor:
     """The detector's own ``loss(graph)`` if it has one, else :func:`detection_loss`."""
     own = getattr(detector, "loss", None)
-    return own(graph) if callable(own) else detection_loss(detector(graph).logits, graph, weights, loss)
+    return own(graph) if callable(own) else detection_loss(detector(graph).logits, graph, weights, loss, ce_weight)
 
 
 # ---------------------------------------------------------------- SNR ranges
@@ -232,6 +238,7 @@ class TrainConfig:
             ``plateau_patience``, ``min_lr`` tune the plateau rule.
         loss_weights: ``"uniform"`` (eq. 13 with ``w_t = 1/T``) or ``"last"``.
         loss: ``"cross-entropy"`` (eq. 13) or ``"soft-ser"`` (module doc).
+        ce_weight: weight of a cross-entropy term added to the soft SER (module doc).
         eval_every: steps between validations (and plateau checks).
         checkpoint_every: steps between checkpoints (default ``eval_every``).
         val_size, val_seed: the fixed validation set.
@@ -259,6 +266,7 @@ class TrainConfig:
     min_lr: float = 1e-6
     loss_weights: str = "uniform"
     loss: str = "cross-entropy"
+    ce_weight: float = 0.0
     eval_every: int = 500
     checkpoint_every: int | None = None
     val_size: int = 2000
@@ -279,6 +287,8 @@ class TrainConfig:
                   (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
                   (self.loss_weights in LOSS_WEIGHTS, f"loss_weights must be one of {LOSS_WEIGHTS}"),
                   (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
+                  (self.ce_weight >= 0 and (not self.ce_weight or self.loss == "soft-ser"),
+                   "ce_weight must be >= 0 and adds to the soft-ser loss only"),
                   (all(len(r) == 2 and r[0] <= r[1] for r in ranges),
                    "snr must be 'auto', (low, high) or {nt: (low, high)} with low <= high"),
                   (not isinstance(self.snr, dict) or set(self.snr) == set(self.nts),
@@ -374,7 +384,8 @@ class Trainer:
 
     def _check_resumable(self, checkpoint: dict) -> None:
         saved = {k: v for k, v in checkpoint["training"].items() if k not in RESUMABLE_FIELDS + ("snr_ranges",)}
-        saved.setdefault("loss", "cross-entropy")  # written before the loss was configurable
+        for key, value in FIELDS_ADDED_LATER.items():  # absent from older checkpoints
+            saved.setdefault(key, value)
         wanted = {k: v for k, v in self.config.to_dict().items() if k not in RESUMABLE_FIELDS}
         found = differences(saved, wanted)
         if found:
@@ -425,7 +436,8 @@ class Trainer:
     def train_step(self) -> float:
         self.detector.train()
         graph = self.sample_batch()
-        loss = training_loss(self.detector, graph, self.config.loss_weights, self.config.loss)
+        loss = training_loss(self.detector, graph, self.config.loss_weights, self.config.loss,
+                             self.config.ce_weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.clip_grad_norm:
@@ -443,8 +455,8 @@ class Trainer:
         total_loss, instances, errors, symbols = 0.0, 0, {}, {}
         for graph in self.validation:
             logits = detector(graph).logits
-            total_loss += detection_loss(logits, graph, self.config.loss_weights,
-                                         self.config.loss).item() * graph.num_instances
+            total_loss += detection_loss(logits, graph, self.config.loss_weights, self.config.loss,
+                                         self.config.ce_weight).item() * graph.num_instances
             instances += graph.num_instances
             nt = int(graph.num_users[0])
             errors[nt] = errors.get(nt, 0) + int((logits[-1].argmax(-1) != graph[USER].label).sum())
@@ -640,6 +652,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--loss-weights", choices=LOSS_WEIGHTS, default=TrainConfig.loss_weights)
     run.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss,
                      help="per-symbol loss: cross-entropy (eq. 13) or soft-ser (1 - p(true symbol))")
+    run.add_argument("--ce-weight", type=float, default=TrainConfig.ce_weight,
+                     help="add this times the cross-entropy to the soft-ser loss")
     run.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
     run.add_argument("--checkpoint-every", type=int, help="default: --eval-every")
     run.add_argument("--val-size", type=int, default=TrainConfig.val_size)
@@ -676,7 +690,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size, lr=args.lr, clip_grad_norm=args.clip_grad_norm, schedule=args.schedule,
         plateau_factor=args.plateau_factor,
         plateau_patience=args.plateau_patience, loss_weights=args.loss_weights, loss=args.loss,
-        eval_every=args.eval_every,
+        ce_weight=args.ce_weight, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, val_size=args.val_size, val_seed=args.val_seed,
         seed=args.seed, precision=args.precision, device=args.device)
 

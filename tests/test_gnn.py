@@ -3,6 +3,8 @@ two hybrids ep-transformer and oamp-gnn): the MRF matches the real-valued system
 the readout posterior matches the denoiser's maths, and every detector is
 permutation equivariant, batch independent and runs on every user count,
 untrained and after training steps."""
+import math
+
 import pytest
 import torch
 from hypothesis import given
@@ -56,7 +58,9 @@ def test_pam_posterior_of_gaussian_logits_is_the_denoiser():
 
 @pytest.mark.parametrize("hybrid, classical", [("epgnn", "ep:double=False"),
                                                ("epgnn:refine=True,report=True", "ep:double=False"),
-                                               ("ampgnn", "amp:iterations=10"), ("oamp-gnn", "oamp")])
+                                               ("ampgnn", "amp:iterations=10"),
+                                               ("ampgnn:refine=True,report=True,divergence=True",
+                                                "amp:iterations=10"), ("oamp-gnn", "oamp")])
 def test_untrained_refinement_is_its_classical_parent(hybrid, classical):
     """With the observation skip and a zero-initialised readout, the untrained GNN passes the
     Gaussian posterior through: EP-GNN is EP, AMP-GNN is AMP, OAMP-GNN is OAMP."""
@@ -67,13 +71,31 @@ def test_untrained_refinement_is_its_classical_parent(hybrid, classical):
     assert torch.allclose(ours, parent, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", GNN_FAMILY + ("epgnn:skip=False", "ampgnn:refine=True,report=True"))
+@pytest.mark.parametrize("name", GNN_FAMILY + ("epgnn:skip=False", "ampgnn:refine=True,report=True,divergence=True"))
 @given(graph=mimo_batches(nr=(2, 8), qam=[4, 16], mixed_nr=True, batch_size=(1, 5), precision="double"))
 def test_untrained_properties(name, graph):
     torch.manual_seed(0)
     detector = zoo.create_from_spec(name, graph.qam).double()
     assert_permutation_equivariant(detector, graph, permute_antennas=True)
     assert_batch_independent(detector, graph)
+
+
+def test_ampgnn_feeds_amp_the_divergence_of_its_refined_denoiser():
+    """With the observation scaled by e^ν, AMP gets Σ ∂x̂/∂r = v e^{−ν}, not the posterior variance v."""
+    sampler = MIMOSampler(nr=8, nt=(2, 5), qam=16, snr_db=(5.0, 20.0), precision="double")
+    graph = sampler.sample(6, sampler.generator(0))
+    plain, corrected = (zoo.create("ampgnn", 16, iterations=1, refine=True, divergence=divergence).double()
+                        for divergence in (False, True))
+    corrected.load_state_dict(plain.state_dict())
+    pam_size = len(plain.qam.pam)
+    with torch.no_grad():
+        for detector in (plain, corrected):
+            detector.gnn.readout[-1].bias[pam_size + 1] = 0.7             # ν of the iterated head
+    (plain_state,), (corrected_state,) = plain.states(graph), corrected.states(graph)
+    torch.testing.assert_close(corrected_state["mean"], plain_state["mean"])
+    torch.testing.assert_close(corrected_state["var"], plain_state["var"] * math.exp(-0.7))
+    with pytest.raises(ValueError, match="needs refine=True"):
+        zoo.create("ampgnn", 16, divergence=True)
 
 
 def briefly_trained(name: str):

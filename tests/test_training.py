@@ -65,6 +65,29 @@ def test_soft_ser_loss_is_the_mean_probability_of_a_symbol_error():
         detection_loss(logits, graph, "last", "hinge")
 
 
+def test_ce_weight_adds_the_cross_entropy_to_the_soft_ser():
+    sampler = MIMOSampler(4, 3, 4)
+    graph = sampler.sample(5, sampler.generator(0))
+    logits = torch.randn(2, 15, 4)
+    soft_ser, cross_entropy = (detection_loss(logits, graph, "last", loss) for loss in ("soft-ser", "cross-entropy"))
+    torch.testing.assert_close(detection_loss(logits, graph, "last", "soft-ser", 0.3), soft_ser + 0.3 * cross_entropy)
+    with pytest.raises(ValueError, match="ce_weight"):
+        detection_loss(logits, graph, "last", "cross-entropy", 0.3)
+    with pytest.raises(ValueError, match="ce_weight must be >= 0"):
+        tiny(loss="soft-ser", ce_weight=-1.0)
+
+
+def test_checkpoints_from_before_a_configuration_field_existed_still_resume(tmp_path):
+    path = tmp_path / "run.pt"
+    quiet(tiny(loss="soft-ser"), path).run()
+    checkpoint = read_checkpoint(path)
+    del checkpoint["training"]["ce_weight"]
+    torch.save(checkpoint, path)
+    assert quiet(tiny(loss="soft-ser", steps=9), path, resume=True).step == 6
+    with pytest.raises(ValueError, match=r"ce_weight: 0.0 vs 0.1"):
+        quiet(tiny(loss="soft-ser", ce_weight=0.1, steps=9), path, resume=True)
+
+
 def test_a_soft_ser_run_trains_and_records_its_loss(tmp_path):
     quiet(tiny(loss="soft-ser"), tmp_path / "run.pt").run()
     assert read_checkpoint(tmp_path / "run.pt")["training"]["loss"] == "soft-ser"

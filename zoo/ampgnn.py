@@ -17,8 +17,20 @@ block is); its layer sizes are not public, so the GNN takes GEPNet's
 GRU as ``log Σ_k`` and by default (``skip=True``) the GNN corrects the AMP
 observation's Gaussian posterior rather than replacing it, so the untrained
 AMP-GNN is 10 iterations of AMP.
+
+**Onsager term of a learned denoiser** (``divergence=True``, with ``refine``;
+not in the paper). AMP's Onsager correction needs ``Σ_i ∂x̂_i/∂r_i``, the
+denoiser's divergence scaled by its input variance; for the constellation
+posterior this equals the posterior variance ``v_i``, which is why AMP feeds
+``v`` back. A refined observation ``N(r + √Σ δ, Σ e^ν)`` changes that: with
+``δ, ν`` and the GNN's logits held fixed, ``Σ ∂x̂/∂r = v e^{−ν}``. With the
+option the AMP step gets that instead of ``v``, as learned AMP uses its
+denoiser's divergence (Borgerding, Schniter, Rangan, IEEE TSP 2017), so a
+learned change of confidence does not break the Onsager term.
 """
 from __future__ import annotations
+
+import torch
 
 from gnnmimo.blocks.amp import AMPLinear
 from gnnmimo.blocks.base import State
@@ -42,11 +54,16 @@ class AMPGNN(UnrolledDetector):
         refine: the GNN also shifts and rescales that Gaussian (:mod:`gnnmimo.blocks.gnn`).
         report: report the posterior of a second GNN head instead of the iterated one
             (:mod:`gnnmimo.blocks.gnn`).
+        divergence: feed AMP the refined denoiser's divergence ``v e^{−ν}`` instead of its
+            variance ``v`` (needs ``refine``; see module doc).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, skip: bool = True,
-                 refine: bool = False, report: bool = False):
+                 refine: bool = False, report: bool = False, divergence: bool = False):
+        if divergence and not refine:
+            raise ValueError("divergence=True corrects for the refined observation and needs refine=True")
         super().__init__(qam, iterations)
+        self.divergence = divergence
         self.linear = AMPLinear()
         self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine, report=report)
         self.posterior = PAMPosterior(self.qam)
@@ -57,4 +74,6 @@ class AMPGNN(UnrolledDetector):
 
     def step(self, graph: MIMOGraph, state: State) -> State:
         posterior = self.posterior(graph, self.gnn(graph, self.linear(graph, state)))
+        if self.divergence:
+            posterior["var"] = posterior["var"] * torch.exp(-posterior["obs_log_scale"].to(posterior["var"]))
         return posterior if self.report is None else self.report(graph, posterior)

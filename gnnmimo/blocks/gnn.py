@@ -188,7 +188,8 @@ class PairwiseMRFGNN(Block):
         ``gnn_node [N_u, 2, S_u]`` and ``gnn_state [N_u, 2, G]`` when present
         (carried across calls, e.g. EP iterations; first call: ``u⁰`` from
         the node input, ``g = 0``).
-    :writes: ``gnn_node``, ``gnn_state``, ``pam_logits [N_u, 2, P]``, and with ``report``
+    :writes: ``gnn_node``, ``gnn_state``, ``pam_logits [N_u, 2, P]``; with ``refine``
+        ``obs_log_scale [N_u, 2]`` (the iterated head's ``ν``); with ``report``
         ``report_pam_logits [N_u, 2, P]``.
     """
 
@@ -208,8 +209,7 @@ class PairwiseMRFGNN(Block):
         self.qam = qam if isinstance(qam, QAM) else QAM(qam)
         self.rounds, self.skip, self.refine, self.report = rounds, skip, refine, report
         self.reads = ("obs_mean", "obs_var") if observation else ()
-        if report:
-            self.writes = (*self.writes, "report_pam_logits")
+        self.writes = (*self.writes, *("obs_log_scale",) * refine, *("report_pam_logits",) * report)
         self.embed = nn.Linear(3, node_channels)
         self.messages = MRFMessages(node_channels, 2, message_channels, message_out)
         self.gru = nn.GRUCell(message_out + len(self.reads), gru_channels)
@@ -239,22 +239,26 @@ class PairwiseMRFGNN(Block):
             g = self.gru(torch.cat([message, *extra], dim=-1), g)
             u = self.node_out(g)
         heads = self.readout(u).split(self.head_size, dim=-1)
+        out = {"gnn_node": u.view(num_users, 2, -1), "gnn_state": g.view(num_users, 2, -1)}
         if self.skip:
             heads = [self.corrected_observation(head, obs_mean[:, 0], obs_var[:, 0]) for head in heads]
-        out = {"gnn_node": u.view(num_users, 2, -1), "gnn_state": g.view(num_users, 2, -1),
-               "pam_logits": heads[0].view(num_users, 2, -1)}
+            if self.refine:
+                out["obs_log_scale"] = heads[0][1].view(num_users, 2)
+            heads = [logits for logits, _ in heads]
+        out["pam_logits"] = heads[0].view(num_users, 2, -1)
         if self.report:
             out["report_pam_logits"] = heads[1].view(num_users, 2, -1)
         return out
 
-    def corrected_observation(self, head: Tensor, mean: Tensor, var: Tensor) -> Tensor:
-        """``ℓ(s)`` of one readout head: the observation's log-likelihood, refined, plus the head's logits."""
-        logits = head
-        if self.refine:
-            logits, shift, log_scale = head.split([len(self.qam.pam), 1, 1], dim=-1)
-            mean = mean + var.sqrt() * shift[:, 0]
-            var = var * log_scale[:, 0].exp()
-        return logits + gaussian_log_probs(mean, var, self.qam.pam_as(logits))
+    def corrected_observation(self, head: Tensor, mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``ℓ(s)`` of one readout head (the observation's log-likelihood, refined, plus the head's
+        logits) and, with ``refine``, its log-scale ``ν`` (``[N]``)."""
+        if not self.refine:
+            return head + gaussian_log_probs(mean, var, self.qam.pam_as(head)), None
+        logits, shift, log_scale = head.split([len(self.qam.pam), 1, 1], dim=-1)
+        mean = mean + var.sqrt() * shift[:, 0]
+        var = var * log_scale[:, 0].exp()
+        return logits + gaussian_log_probs(mean, var, self.qam.pam_as(logits)), log_scale[:, 0]
 
     def extra_repr(self) -> str:
         return (f"qam={self.qam.order}, rounds={self.rounds}, observation={bool(self.reads)}, skip={self.skip}, "
