@@ -116,6 +116,8 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument("--plot", help="write a PNG plot (log SER vs SNR) here")
     parser.add_argument("--resume", action="store_true",
                         help="keep the points already in --json and run only the missing ones")
+    parser.add_argument("--paired-with", metavar="NAME",
+                        help="compare every detector with this one on the instances both saw (paired test)")
     parser.add_argument("--ser-target", type=float, default=1e-2,
                         help="also tabulate the SNR (interpolated) at which each curve reaches this SER")
     parser.add_argument("--no-progress", action="store_true")
@@ -147,10 +149,13 @@ def build_detectors(args: argparse.Namespace) -> dict:
 
 def evaluate_main(args: argparse.Namespace) -> int:
     from gnnmimo.evaluation import evaluate
-    from gnnmimo.report import atomic_write, load_json, markdown_table, plot_ser, save_json, snr_at_ser_table
+    from gnnmimo.report import (atomic_write, load_json, markdown_table, paired_table, plot_ser, save_json,
+                                snr_at_ser_table)
     from gnnmimo.sampling import MIMOSampler
 
     detectors = build_detectors(args)
+    if args.paired_with is not None and args.paired_with not in detectors:
+        raise SystemExit(f"error: --paired-with {args.paired_with!r} names none of the detectors {list(detectors)}")
     sampler = MIMOSampler(args.nr, max(args.nt), args.qam, channel=channel_from_args(args),
                           precision=args.precision, device=args.device)
     previous = load_json(args.json) if args.resume and args.json and os.path.exists(args.json) else []
@@ -165,12 +170,14 @@ def evaluate_main(args: argparse.Namespace) -> int:
     try:
         evaluate(detectors, sampler, args.nt, args.snr, args.target_errors, args.max_symbols,
                  args.batch_size, args.seed, skip=done.__contains__, on_point=save,
-                 progress=not args.no_progress)
+                 progress=not args.no_progress, reference=args.paired_with)
     except KeyboardInterrupt:
         print(f"\ninterrupted; {len(results)} records kept"
               + (f" in {args.json} (rerun with --resume to continue)" if args.json else ""), file=sys.stderr)
         return 130
     table = markdown_table(results) + "\n" + snr_at_ser_table(results, args.ser_target)
+    if args.paired_with:
+        table += "\n" + paired_table(results)
     print(table)
     if args.markdown:
         atomic_write(args.markdown, lambda handle: handle.write(table.encode()))

@@ -21,16 +21,28 @@ and the interval is Clopper–Pearson's for ``p̂ N_eff`` errors in
 ``N_eff = min(Mn, p̂(1 − p̂) / Var)`` trials — the binomial interval when errors
 are isolated, wider by about the square root of the mean burst size when they
 are not.
+
+**Paired comparisons** (``reference=``). Two detectors measured on the same
+instances differ far less than their intervals suggest, because the hard
+channels are hard for both. With ``e_m, e_m^{ref}`` the symbol errors of
+instance ``m`` on the common prefix of ``M`` instances (``Nt`` symbols each),
+``d_m = e_m − e_m^{ref}``, the SER difference ``d̄ / Nt`` gets a Student-t
+interval from the spread of the ``d_m``, and a two-sided sign test counts
+the instances where the detector made fewer (``better``) or more
+(``worse``) errors than the reference: a 0.1 dB gap that independent
+intervals cannot resolve shows up there.
 """
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Mapping
 
 import torch
-from scipy.stats import beta
+from scipy.stats import beta, binomtest, t as student_t
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from gnnmimo.detector import Detector
@@ -62,11 +74,55 @@ def clustered_interval(errors: int, trials: int, clusters: int, error_squares: i
 
 
 @dataclass
+class PairedComparison:
+    """A detector against a ``reference`` on the ``instances`` both saw at one point (module doc).
+
+    Attributes:
+        symbol_errors, reference_symbol_errors: errors of each on those instances.
+        ser_difference, ci_low, ci_high: SER of the detector minus SER of the reference, with
+            its interval (negative: the detector is better).
+        better, worse: instances with fewer / more errors than the reference.
+        p_value: two-sided sign test of ``better`` against ``worse``.
+    """
+
+    reference: str
+    instances: int
+    symbol_errors: int
+    reference_symbol_errors: int
+    ser_difference: float
+    ci_low: float
+    ci_high: float
+    better: int
+    worse: int
+    p_value: float
+
+
+def sign_test(better: int, worse: int) -> float:
+    """Two-sided p-value of ``better`` successes in ``better + worse`` fair coin flips."""
+    return float(binomtest(better, better + worse).pvalue) if better + worse else 1.0
+
+
+def paired_comparison(errors: Tensor, reference_errors: Tensor, symbols_per_instance: int,
+                      reference: str, confidence: float = 0.95) -> PairedComparison:
+    """Compare per-instance symbol errors ``[M]`` of a detector and a reference on the same
+    instances (module doc)."""
+    difference = (errors - reference_errors).double()
+    count = difference.numel()
+    mean = float(difference.mean()) / symbols_per_instance
+    spread = float(difference.std()) / symbols_per_instance if count > 1 else math.inf
+    half_width = student_t.ppf((1 + confidence) / 2, max(count - 1, 1)) * spread / math.sqrt(count)
+    better, worse = int((difference < 0).sum()), int((difference > 0).sum())
+    return PairedComparison(reference, count, int(errors.sum()), int(reference_errors.sum()), mean,
+                            mean - half_width, mean + half_width, better, worse, sign_test(better, worse))
+
+
+@dataclass
 class PointResult:
     """One detector at one (Nt, SNR) point. ``seconds`` is detector time only.
 
     ``instances`` and the sums of squared per-instance error counts are the
-    statistics of the intervals (0 in records written before they were kept).
+    statistics of the intervals (0 in records written before they were kept);
+    ``paired`` compares the detector with the run's reference detector.
     """
 
     detector: str
@@ -89,6 +145,11 @@ class PointResult:
     instances: int = 0
     symbol_error_squares: int = 0
     bit_error_squares: int = 0
+    paired: PairedComparison | None = None
+
+    def __post_init__(self):
+        if isinstance(self.paired, dict):  # read back from JSON
+            self.paired = PairedComparison(**self.paired)
 
     @property
     def key(self) -> tuple:
@@ -115,6 +176,7 @@ class _Counter:
         self.symbols = self.symbol_errors = self.bits = self.bit_errors = 0
         self.instances = self.symbol_error_squares = self.bit_error_squares = 0
         self.seconds = 0.0
+        self.errors_by_batch: list[Tensor] = []  # symbol errors per instance, for paired comparisons
 
     def add(self, detector: Detector, graph) -> None:
         start = time.perf_counter()
@@ -127,6 +189,7 @@ class _Counter:
         per_instance = errors.new_zeros(2, graph.num_instances).index_add_(1, graph.user_batch, errors)
         (symbol_errors, bit_errors), (symbol_squares, bit_squares) = (
             per_instance.sum(1).tolist(), per_instance.square().sum(1).tolist())
+        self.errors_by_batch.append(per_instance[0])
         self.instances += graph.num_instances
         self.symbols += label.numel()
         self.bits += label.numel() * detector.qam.num_bits
@@ -138,12 +201,15 @@ class _Counter:
     def done(self, target_errors: int, max_symbols: int) -> bool:
         return self.symbol_errors >= target_errors or self.symbols >= max_symbols
 
+    def errors_per_instance(self) -> Tensor:
+        return torch.cat(self.errors_by_batch)
+
 
 def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Iterable[int],
              snrs_db: Iterable[float], target_errors: int = 1000, max_symbols: int = 1_000_000,
              batch_size: int = 4096, seed: int = 0, skip: Callable[[tuple], bool] = lambda key: False,
              on_point: Callable[[list[PointResult]], None] = lambda results: None,
-             progress: bool = True) -> list[PointResult]:
+             progress: bool = True, reference: str | None = None) -> list[PointResult]:
     """Measure SER/BER of ``detectors`` for every ``Nt`` in ``nts`` and SNR in ``snrs_db``.
 
     Args:
@@ -157,6 +223,9 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
             (used to resume from earlier results).
         on_point: called with the results of each finished point (e.g. to
             save them), so an interruption loses at most the current point.
+        reference: the name of one of ``detectors``; every other detector's
+            records then carry a :class:`PairedComparison` with it, on the
+            instances both saw (points where it ran).
 
     Returns:
         One :class:`PointResult` per detector and point that was run.
@@ -164,6 +233,8 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
     for name, detector in detectors.items():
         if detector.qam != sampler.qam:
             raise ValueError(f"detector {name!r} decides on {detector.qam} but samples are {sampler.qam}")
+    if reference is not None and reference not in detectors:
+        raise ValueError(f"the paired reference {reference!r} is not among the detectors {list(detectors)}")
     nr = sampler.nr_range[1]
     channel = sampler.channel.describe()
     results = []
@@ -188,6 +259,14 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
                     bar.update(min(c.symbols for c in counters.values()) - bar.n)
                     bar.set_postfix(errors=min(c.symbol_errors for c in counters.values()))
             point = [_result(name, counters[name], nr, nt, sampler.qam.order, channel, snr) for name in names]
+            if reference in counters:
+                reference_errors = counters[reference].errors_per_instance()
+                for record in point:
+                    if record.detector != reference:
+                        errors = counters[record.detector].errors_per_instance()
+                        common = min(errors.numel(), reference_errors.numel())
+                        record.paired = paired_comparison(errors[:common], reference_errors[:common], nt,
+                                                          reference)
             results += point
             on_point(point)
     return results

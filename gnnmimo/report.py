@@ -1,4 +1,4 @@
-"""Saving and showing evaluation results: JSON, a markdown table, a plot."""
+"""Saving and showing evaluation results: JSON, markdown tables, a plot."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from gnnmimo.evaluation import PointResult
+from gnnmimo.evaluation import PointResult, sign_test
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
@@ -89,6 +89,31 @@ def snr_at_ser_table(results: list[PointResult], target: float = 1e-2) -> str:
             snr = snr_at_ser(by_detector.get(name, []), target)
             cells.append("—" if snr is None else f"{snr:.2f}")
         lines.append(f"| {nr} | {nt} | {qam} | {channel} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def paired_table(results: list[PointResult]) -> str:
+    """Markdown: each paired comparison (:class:`~gnnmimo.evaluation.PairedComparison`), one row
+    per detector and point, then one row per detector pooling the sign test over all its points."""
+    paired = [r for r in results if r.paired is not None]
+    if not paired:
+        return ""
+    lines = ["| Nr | Nt | QAM | channel | SNR (dB) | detector | reference | instances | errors (detector / reference) "
+             "| SER difference [95 % CI] | instances better / worse | sign-test p |",
+             "|---" * 12 + "|"]
+    pooled = defaultdict(lambda: [0, 0, 0, 0, 0])  # instances, errors, reference errors, better, worse
+    for r in sorted(paired, key=lambda r: (r.detector, r.nr, r.nt, r.qam, r.channel, r.snr_db)):
+        c = r.paired
+        lines.append(f"| {r.nr} | {r.nt} | {r.qam} | {r.channel} | {r.snr_db:g} | {r.detector} | {c.reference} "
+                     f"| {c.instances} | {c.symbol_errors} / {c.reference_symbol_errors} "
+                     f"| {c.ser_difference:.3g} [{c.ci_low:.2g}, {c.ci_high:.2g}] | {c.better} / {c.worse} "
+                     f"| {c.p_value:.2g} |")
+        totals = pooled[(r.detector, c.reference)]
+        for k, value in enumerate((c.instances, c.symbol_errors, c.reference_symbol_errors, c.better, c.worse)):
+            totals[k] += value
+    for (detector, reference), (instances, errors, reference_errors, better, worse) in pooled.items():
+        lines.append(f"| all | all | | | all | {detector} | {reference} | {instances} | {errors} / {reference_errors} "
+                     f"| | {better} / {worse} | {sign_test(better, worse):.2g} |")
     return "\n".join(lines) + "\n"
 
 
