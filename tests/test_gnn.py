@@ -100,7 +100,8 @@ def test_ampgnn_feeds_amp_the_divergence_of_its_refined_denoiser():
 
 def briefly_trained(name: str):
     """The detector after 8 Adam steps of the real trainer on a small mixed-Nt problem."""
-    config = TrainConfig(detector=name, qam=16, nr=6, nt=(2, 4), snr=(5.0, 20.0), nt_mode="mixed",
+    name, options = zoo.parse_spec(name)
+    config = TrainConfig(detector=name, options=options, qam=16, nr=6, nt=(2, 4), snr=(5.0, 20.0), nt_mode="mixed",
                          steps=8, batch_size=16, lr=1e-2, eval_every=8, val_size=16)
     trainer = Trainer(config, progress=False, log=lambda line: None)
     before = [p.detach().clone() for p in trainer.detector.parameters()]
@@ -109,7 +110,7 @@ def briefly_trained(name: str):
     return trainer.detector
 
 
-@pytest.mark.parametrize("name", GNN_FAMILY)
+@pytest.mark.parametrize("name", GNN_FAMILY + ("ampgnn:refine=True,report=True,divergence=True",))
 def test_trained_properties(name):
     detector = briefly_trained(name).double()
     sampler = MIMOSampler(nr=(4, 8), nt=(1, 6), qam=16, snr_db=(0.0, 30.0), precision="double")
