@@ -107,14 +107,18 @@ def paired_table(results: list[PointResult]) -> str:
         lines.append(f"| {r.nr} | {r.nt} | {r.qam} | {r.channel} | {r.snr_db:g} | {r.detector} | {c.reference} "
                      f"| {c.instances} | {c.symbol_errors} / {c.reference_symbol_errors} "
                      f"| {c.ser_difference:.3g} [{c.ci_low:.2g}, {c.ci_high:.2g}] | {c.better} / {c.worse} "
-                     f"| {c.p_value:.2g} |")
+                     f"| {_p_value(c.p_value)} |")
         totals = pooled[(r.detector, c.reference)]
         for k, value in enumerate((c.instances, c.symbol_errors, c.reference_symbol_errors, c.better, c.worse)):
             totals[k] += value
     for (detector, reference), (instances, errors, reference_errors, better, worse) in pooled.items():
         lines.append(f"| all | all | | | all | {detector} | {reference} | {instances} | {errors} / {reference_errors} "
-                     f"| | {better} / {worse} | {sign_test(better, worse):.2g} |")
+                     f"| | {better} / {worse} | {_p_value(sign_test(better, worse))} |")
     return "\n".join(lines) + "\n"
+
+
+def _p_value(p: float) -> str:
+    return f"{p:.2g}" if p > 0 else "< 1e-300"  # below double precision
 
 
 def plot_ser(results: list[PointResult], path: str | os.PathLike) -> None:
