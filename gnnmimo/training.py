@@ -20,7 +20,8 @@ soft-SER runs of the GNN detectors collapsed within 400 steps. Their Gaussian
 correction turned into a constant shrink of the variance, where the loss is
 flat, and training never left it. ``ce_weight = λ > 0`` adds ``λ·CE`` to the
 soft SER, a proper term that keeps a gradient on over-confident errors (the
-shipped AMP-GNN used λ = 0.1; none of its three runs with it collapsed). Keep
+shipped AMP-GNN and EP-GNNs used λ = 0.1; none of the five runs with it
+collapsed). Keep
 ``OUT_STEM.best.pt`` (below) from such runs. A detector with its own
 objective defines ``loss(graph) -> Tensor`` and is trained on that instead.
 
