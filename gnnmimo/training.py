@@ -21,9 +21,9 @@ correction turned into a constant shrink of the variance, where the loss is
 flat, and training never left it. ``ce_weight = λ > 0`` adds ``λ·CE`` to the
 soft SER, a proper term that keeps a gradient on over-confident errors (the
 shipped AMP-GNN and EP-GNNs used λ = 0.1; none of the five runs with it
-collapsed). Keep
-``OUT_STEM.best.pt`` (below) from such runs. A detector with its own
-objective defines ``loss(graph) -> Tensor`` and is trained on that instead.
+collapsed). Keep ``OUT_STEM.best.pt`` (below) from such runs. A detector
+with its own objective defines ``loss(graph) -> Tensor`` and is trained on
+that instead.
 
 **Data.** Every minibatch is drawn fresh: ``Nt`` from the triangular law on
 ``[Nt_low, Nt_high]`` with its mode at the upper end (``P(n) ∝ n − Nt_low + 1``),

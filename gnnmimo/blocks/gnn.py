@@ -243,10 +243,10 @@ class PairwiseMRFGNN(Block):
         heads = self.readout(u).split(self.head_size, dim=-1)
         out = {"gnn_node": u.view(num_users, 2, -1), "gnn_state": g.view(num_users, 2, -1)}
         if self.skip:
-            heads = [self.corrected_observation(head, obs_mean[:, 0], obs_var[:, 0]) for head in heads]
+            corrected = [self.corrected_observation(head, obs_mean[:, 0], obs_var[:, 0]) for head in heads]
+            heads = [logits for logits, _ in corrected]
             if self.refine:
-                out["obs_log_scale"] = heads[0][1].view(num_users, 2)
-            heads = [logits for logits, _ in heads]
+                out["obs_log_scale"] = corrected[0][1].view(num_users, 2)
         out["pam_logits"] = heads[0].view(num_users, 2, -1)
         if self.report:
             out["report_pam_logits"] = heads[1].view(num_users, 2, -1)
