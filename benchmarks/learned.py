@@ -16,7 +16,7 @@ import torch
 
 import zoo
 from gnnmimo.sampling import MIMOSampler
-from gnnmimo.training import training_loss
+from gnnmimo.losses import training_loss
 from timing import best_time
 
 LEARNED = ("gnn", "epgnn", "ampgnn", "oampnet", "oampnet2", "mmnet", "detnet", "ep-transformer", "oamp-gnn",

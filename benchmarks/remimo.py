@@ -24,7 +24,7 @@ import torch
 
 import zoo
 from gnnmimo.sampling import MIMOSampler
-from gnnmimo.training import detection_loss
+from gnnmimo.losses import detection_loss
 from timing import best_time
 
 

@@ -1,46 +1,56 @@
-"""Checkpoints of learned detectors, for every detector of the zoo.
+"""Checkpoints of learned detectors: one file that rebuilds the detector exactly.
 
 A checkpoint is one ``torch.save`` file holding plain data (loadable with
 ``weights_only=True``)::
 
-    {"format": "gnnmimo-checkpoint", "format_version": 1,
+    {"format": "gnnmimo-checkpoint", "format_version": 2,
      "library_version": "0.1.0",
      "detector": {"name": "remimo", "qam": 4, "options": {"nr": 16, "d_model": 128, …}},
+     "module": "zoo.remimo",
      "system": {"nr": 16, "nt": [4, 8], "qam": 4, "channel": {"kind": "iid", …}},
      "training": {…the training configuration…},
      "model": state_dict,
      "state": {"step": …, "optimizer": …, "scheduler": …, "rng": …} or None}
 
-``detector`` is what rebuilds the architecture:
-``zoo.create(name, qam, **options)``. A detector names its options in an
-``hparams`` dict attribute (the resolved constructor options, see
-:class:`zoo.remimo.REMIMO`); :func:`zoo.create` gives the others the
-options they were created with. ``state`` is what resumes
-training (:mod:`gnnmimo.training`).
+``detector`` is what rebuilds the architecture: ``name`` is the detector's
+identity (:func:`gnnmimo.registry.identity`: its registered name, or
+``"module:QualName"`` for an unregistered class), ``options`` its resolved constructor options
+(:attr:`Detector.hparams <gnnmimo.detector.Detector.hparams>`); ``module``
+is the module that defines the class (imported on load, so a plugin
+detector needs no other set-up; ``None`` for a class registered in
+``__main__``, which must be registered again before loading). A detector
+whose identity or options cannot be recovered is refused at save time: a
+checkpoint that could not be reloaded exactly is never written. Format 1
+files (no ``module``) load once the package that registers their detector
+is imported (``zoo.load`` does that for the zoo). ``state`` is what resumes
+training (:mod:`gnnmimo.train`).
 
 Files are written atomically (a temporary file in the same directory, then
 ``os.replace``): an interrupted or failed write never leaves a partial
 checkpoint behind, and the previous checkpoint stays intact.
 
-:func:`load_checkpoint` takes a path or the name of a pretrained checkpoint,
-``zoo/pretrained/<name>.pt``, and returns a ready detector (eval mode).
+:func:`load_checkpoint` returns a ready detector (eval mode);
 :func:`load_weights` loads a checkpoint into an existing detector and raises
 ``ValueError`` naming what differs (detector, constellation, options) when
-the two do not match.
+the two do not match. Pretrained checkpoints shipped with the zoo are found
+by name through ``zoo.load``.
 """
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
 import torch
 
+from gnnmimo import registry
 from gnnmimo.detector import Detector
 from gnnmimo.report import atomic_write
 
 FORMAT = "gnnmimo-checkpoint"
-FORMAT_VERSION = 1
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "zoo" / "pretrained"
+FORMAT_VERSION = 2
+#: types a stored option may be made of (``weights_only`` loading and exact reconstruction)
+PLAIN_TYPES = (type(None), bool, int, float, str)
 
 
 def library_version() -> str:
@@ -50,14 +60,39 @@ def library_version() -> str:
     return gnnmimo.__version__
 
 
-def detector_spec(detector: Detector, options: dict | None = None) -> dict:
-    """``{"name", "qam", "options"}`` that rebuild ``detector`` through the zoo."""
-    name = getattr(detector, "registry_name", None)
-    if name is None:
-        raise ValueError(f"{type(detector).__name__} is not a registered detector; register it with "
-                         "@zoo.register(name) so that its checkpoints can be loaded by name")
-    return {"name": name, "qam": detector.qam.order,
-            "options": dict(getattr(detector, "hparams", None) or options or {})}
+def detector_spec(detector: Detector) -> dict:
+    """``{"name", "qam", "options"}`` that rebuild ``detector`` (module doc).
+
+    Raises:
+        ValueError: if the detector's class cannot be found again from a fresh process, or an
+            option is not plain data (numbers, strings, booleans, ``None``, and lists, tuples and
+            string-keyed dicts of them).
+    """
+    name = registry.identity(detector)
+    options = detector.hparams
+    for key, value in options.items():
+        if key.startswith("*"):
+            raise ValueError(f"{type(detector).__name__} was built with extra positional arguments {value!r}, "
+                             "which a checkpoint cannot pass again; pass options by keyword")
+        if not _is_plain(value):
+            raise ValueError(f"{type(detector).__name__}'s option {key}={value!r} is not plain data (numbers, "
+                             "strings, booleans, None, lists and dicts of them), so a checkpoint cannot "
+                             "rebuild it")
+    return {"name": name, "qam": detector.qam.order, "options": options}
+
+
+def defining_module(detector: Detector) -> str | None:
+    """The module to import before rebuilding ``detector`` (``None`` for ``__main__``)."""
+    module = type(detector).__module__
+    return None if module == "__main__" else module
+
+
+def _is_plain(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _is_plain(item) for key, item in value.items())
+    return isinstance(value, PLAIN_TYPES)
 
 
 def differences(expected: dict, found: dict, prefix: str = "") -> list[str]:
@@ -78,14 +113,18 @@ def _normalise(value):
 
 
 def save_checkpoint(path: str | os.PathLike, detector: Detector, *, system: dict | None = None,
-                    training: dict | None = None, state: dict | None = None,
-                    options: dict | None = None) -> None:
-    """Write a checkpoint atomically (see module doc for the layout)."""
+                    training: dict | None = None, state: dict | None = None) -> None:
+    """Write a checkpoint atomically (see module doc for the layout).
+
+    Raises:
+        ValueError: if the detector could not be rebuilt from it (:func:`detector_spec`).
+    """
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "library_version": library_version(),
-        "detector": detector_spec(detector, options),
+        "detector": detector_spec(detector),
+        "module": defining_module(detector),
         "system": system or {},
         "training": training or {},
         "model": detector.state_dict(),
@@ -94,46 +133,21 @@ def save_checkpoint(path: str | os.PathLike, detector: Detector, *, system: dict
     atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
-def export_pretrained(source: str | os.PathLike, name: str) -> Path:
-    """Copy a trained checkpoint to ``zoo/pretrained/<name>.pt`` without its
-    training state (optimizer, scheduler, RNG), which only resuming needs.
-
-    Returns the written path. The configuration and training record stay.
-    """
-    checkpoint = read_checkpoint(source)
+def without_training_state(checkpoint: dict) -> dict:
+    """A checkpoint's payload for shipping: the optimizer, scheduler and RNG states (which
+    only resuming needs) dropped, the validation history kept under ``training``."""
     history = (checkpoint.get("state") or {}).get("history", [])
     payload = {key: value for key, value in checkpoint.items() if key not in ("path", "state")}
     payload["state"] = None
     payload["training"] = {**payload["training"], "history": history}
-    target = PRETRAINED_DIR / f"{name}.pt"
-    atomic_write(target, lambda handle: torch.save(payload, handle))
-    return target
+    return payload
 
 
-def list_pretrained() -> list[str]:
-    """Names of the checkpoints in ``zoo/pretrained``."""
-    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt")) if PRETRAINED_DIR.is_dir() else []
-
-
-def resolve(path_or_name: str | os.PathLike) -> Path:
-    """A file path as is, or a pretrained name → ``zoo/pretrained/<name>.pt``.
-
-    Raises:
-        FileNotFoundError: naming the pretrained checkpoints available.
-    """
-    path = Path(path_or_name)
-    if path.is_file():
-        return path
-    pretrained = PRETRAINED_DIR / f"{path_or_name}.pt"
-    if pretrained.is_file():
-        return pretrained
-    raise FileNotFoundError(f"no checkpoint file {str(path_or_name)!r} and no pretrained checkpoint of that "
-                            f"name; pretrained: {', '.join(list_pretrained()) or 'none yet'}")
-
-
-def read_checkpoint(path_or_name: str | os.PathLike, map_location="cpu") -> dict:
+def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Load and check a checkpoint's contents (a dict, see module doc)."""
-    path = resolve(path_or_name)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file {str(path)!r}")
     checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ValueError(f"{path} is not a gnnmimo checkpoint")
@@ -151,15 +165,18 @@ def load_weights(detector: Detector, checkpoint: dict, ignore: tuple[str, ...] =
         ignore: options allowed to differ (e.g. implementation choices such as
             RE-MIMO's ``attention``, which share parameters).
 
+    Options the checkpoint does not name (format 1 files recorded only the
+    options their detector was created with) are not compared.
+
     Raises:
-        ValueError: if the detector name, the constellation or an option
-            differs, or if the weights do not fit; the message lists the
-            differences (checkpoint value vs detector value).
+        ValueError: if the detector, the constellation or an option differs,
+            or if the weights do not fit; the message lists the differences
+            (checkpoint value vs detector value).
     """
     saved = dict(checkpoint["detector"])
-    current = detector_spec(detector)
     saved["options"] = {k: v for k, v in saved["options"].items() if k not in ignore}
-    current["options"] = {k: v for k, v in current["options"].items() if k not in ignore}
+    current = {"name": registry.identity(detector), "qam": detector.qam.order,
+               "options": {k: v for k, v in detector.hparams.items() if k in saved["options"]}}
     where = checkpoint.get("path", "the checkpoint")
     found = differences(saved, current)
     if found:
@@ -170,9 +187,10 @@ def load_weights(detector: Detector, checkpoint: dict, ignore: tuple[str, ...] =
         raise ValueError(f"the weights in {where} do not fit this detector: {error}") from None
 
 
-def load_checkpoint(path_or_name: str | os.PathLike, device: str | torch.device = "cpu",
-                    **options) -> Detector:
-    """A ready detector (eval mode) from a checkpoint path or a pretrained name.
+def detector_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu", **options) -> Detector:
+    """A ready detector (eval mode) from a checkpoint read by :func:`read_checkpoint`.
+
+    Imports the module that defines the detector when the checkpoint names one.
 
     Args:
         device: where to put the detector.
@@ -181,14 +199,28 @@ def load_checkpoint(path_or_name: str | os.PathLike, device: str | torch.device 
             the architecture raises ``ValueError``.
 
     The detector gets ``checkpoint_label`` (the file stem) and ``checkpoint``
-    (the stored configuration: ``system``, ``training``, ``library_version``).
-    """
-    import zoo
+    (the stored configuration: ``system``, ``training``, ``library_version``, ``path``).
 
-    checkpoint = read_checkpoint(path_or_name)
-    spec = checkpoint["detector"]
-    detector = zoo.create(spec["name"], spec["qam"], **{**spec["options"], **options})
+    Raises:
+        ModuleNotFoundError: naming the module the checkpoint needs when it cannot be imported.
+    """
+    spec, module = checkpoint["detector"], checkpoint.get("module")
+    if module:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module and not module.startswith(f"{error.name}."):
+                raise
+            raise ModuleNotFoundError(f"{checkpoint.get('path', 'the checkpoint')} holds a {spec['name']!r} "
+                                      f"detector defined in module {module!r}, which cannot be imported; put "
+                                      "it on PYTHONPATH (or install its package)", name=module) from None
+    detector = registry.create(spec["name"], spec["qam"], **{**spec["options"], **options})
     load_weights(detector, checkpoint, ignore=tuple(options))
     detector.checkpoint_label = Path(checkpoint["path"]).stem
     detector.checkpoint = {key: checkpoint[key] for key in ("system", "training", "library_version", "path")}
     return detector.to(device).eval()
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", **options) -> Detector:
+    """:func:`detector_from_checkpoint` of the file at ``path``."""
+    return detector_from_checkpoint(read_checkpoint(path), device, **options)

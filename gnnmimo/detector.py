@@ -6,12 +6,35 @@ implement :meth:`Detector.iterate`, which returns the logits over the
 constellation after each of its ``T`` iterations (``T = 1`` for one-shot
 detectors); everything else — probabilities, hard decisions, bit LLRs —
 follows from the last logits, in one place.
+
+What every detector declares (the contract the registry, checkpoints,
+training and the property checks rely on):
+
+* **its options**: :attr:`Detector.hparams`, the constructor's arguments
+  bound against its signature with defaults applied (except ``qam``),
+  recorded for every detector however it was built, so that
+  ``type(d)(d.qam, **d.hparams)`` rebuilds the architecture. A constructor
+  that resolves presets (RE-MIMO's ``config="paper"``) assigns the resolved
+  dict to ``self.hparams`` instead;
+* **its own loss**, if it has one: :meth:`Detector.loss` (default ``None``:
+  train on the logits);
+* **its capabilities**: :attr:`supports_mixed_antennas`,
+  :attr:`needs_users_at_most_antennas`, checked once in
+  :meth:`Detector.check_input` (detectors whose parameters fix ``Nr`` or
+  ``Nt`` extend ``check_input``);
+* **one precision policy**: a detector computes in whatever precision its
+  blocks need (classical solves may run in float64 by option, learned parts
+  in their parameters' dtype, each block casting its own inputs), and
+  :meth:`Detector.forward` returns logits in the batch's real dtype, so a
+  float64 batch gives float64 outputs from every detector.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -59,26 +82,101 @@ class Detection:
         return self.qam.bits_of(self.hard)
 
 
+def _recording_options(init):
+    """Wrap a detector's ``__init__`` so that the outermost call records its bound arguments."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if "_hparams" in self.__dict__:  # a parent's __init__ called through super()
+            return init(self, *args, **kwargs)
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        object.__setattr__(self, "_hparams", None)
+        init(self, *args, **kwargs)
+        if self._hparams is None:
+            self._hparams = _options_of(bound)
+
+    return __init__
+
+
+def _options_of(bound: inspect.BoundArguments) -> dict:
+    """Bound constructor arguments as keyword options (``**kwargs`` merged; ``self``, ``qam`` left out)."""
+    options = {}
+    for name, value in list(bound.arguments.items())[1:]:
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            options.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                options[f"*{name}"] = value  # cannot be passed by keyword: refused at save time
+        elif name != "qam":
+            options[name] = value
+    return options
+
+
 class Detector(nn.Module):
-    """Base class of all detectors.
+    """Base class of all detectors (the contract: module doc).
 
     Args:
         qam: the constellation the detector decides on (order or :class:`QAM`).
 
     Calling a detector validates the batch (finite ``y``, ``H``, σ² > 0, the
-    same constellation when the batch names one) and runs :meth:`iterate`.
+    same constellation when the batch names one, the capabilities below) and
+    runs :meth:`iterate`.
     """
 
     #: whether the detector accepts batches with different Nr per instance
-    supports_mixed_antennas: bool = True
+    supports_mixed_antennas: ClassVar[bool] = True
+    #: whether every instance must have Nt <= Nr (a full-column-rank channel)
+    needs_users_at_most_antennas: ClassVar[bool] = False
+    #: appended to the error for an instance with Nt > Nr (e.g. what to use instead)
+    users_at_most_antennas_hint: ClassVar[str] = ""
+    #: the detector's name in error messages (default: the class name)
+    display_name: ClassVar[str | None] = None
+    #: the stem of the checkpoint a loaded detector came from (set by the checkpoint loader)
+    checkpoint_label: str | None = None
+    #: the stored configuration of that checkpoint (``system``, ``training``, ``library_version``, ``path``)
+    checkpoint: dict | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording_options(cls.__dict__["__init__"])
 
     def __init__(self, qam: QAM | int):
         super().__init__()
         self.qam = qam if isinstance(qam, QAM) else QAM(qam)
 
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """The resolved constructor options: ``type(self)(self.qam, **self.hparams)`` rebuilds it."""
+        return dict(self.__dict__.get("_hparams") or {})
+
+    @hparams.setter
+    def hparams(self, options: dict[str, Any]) -> None:
+        object.__setattr__(self, "_hparams", dict(options))
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The keyword options the constructor takes (all but ``qam``)."""
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        return [p.name for p in parameters if p.name != "qam"
+                and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+
+    @classmethod
+    def takes_any_option(cls) -> bool:
+        """Whether the constructor takes ``**options``."""
+        return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
+
+    def loss(self, graph: MIMOGraph) -> Tensor | None:
+        """The detector's own training objective on a labelled batch, or ``None`` (the default) to
+        train on its per-iteration logits (:func:`gnnmimo.losses.detection_loss`)."""
+        return None
+
     def forward(self, graph: MIMOGraph) -> Detection:
         self.check_input(graph)
-        return Detection(self.iterate(graph), self.qam)
+        return Detection(self.iterate(graph).to(graph.noise_var.dtype), self.qam)
 
     def check_input(self, graph: MIMOGraph) -> None:
         """Raise ``ValueError`` if this detector cannot run on ``graph``."""
@@ -91,6 +189,8 @@ class Detector(nn.Module):
                              f"batch carries {order}-QAM symbols")
         if not self.supports_mixed_antennas and (graph.num_antennas != graph.num_antennas[0]).any():
             raise ValueError(f"{type(self).__name__} needs the same Nr in every instance")
+        if self.needs_users_at_most_antennas:
+            self.require_users_at_most_antennas(graph, self.users_at_most_antennas_hint, self.display_name)
 
     def iterate(self, graph: MIMOGraph) -> Tensor:
         """Return ``[T, N_u, M]`` logits after each iteration."""
@@ -151,4 +251,4 @@ class UnrolledDetector(Detector):
             yield state
 
     def iterate(self, graph: MIMOGraph) -> Tensor:
-        return torch.stack([state["logits"] for state in self.states(graph)]).to(graph.noise_var.dtype)
+        return torch.stack([state["logits"] for state in self.states(graph)])

@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from gnnmimo import checkpoint as ckpt
 from gnnmimo.checkpoint import load_checkpoint, load_weights, read_checkpoint, save_checkpoint
 from gnnmimo.cli import main as cli_main
 from gnnmimo.graph import USER
 from gnnmimo.sampling import MIMOSampler
-from gnnmimo.training import TrainConfig, Trainer, auto_snr_ranges, concat_graphs, detection_loss
+from gnnmimo.losses import detection_loss
+from gnnmimo.train import TrainConfig, Trainer, auto_snr_ranges, concat_graphs
 
 TINY_MODEL = {"nr": 4, "d_model": 8, "heads": 2, "blocks": 2}
 
@@ -28,7 +28,8 @@ def tiny(**changes) -> TrainConfig:
 
 
 def quiet(config, out=None, resume=False) -> Trainer:
-    return Trainer(config, out, resume=resume, progress=False, log=lambda line: None)
+    return Trainer(config, lambda: zoo.create(config.detector, config.qam, **config.options), out, resume=resume,
+                   progress=False, log=lambda line: None)
 
 
 def mixed_batch(seed=0):
@@ -227,19 +228,19 @@ def test_loading_into_a_mismatched_detector_says_what_differs(trained, name, qam
 
 def test_load_checkpoint_by_path_and_by_pretrained_name(trained, tmp_path, monkeypatch):
     path, detector = trained
-    monkeypatch.setattr(ckpt, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(zoo.weights, "PRETRAINED_DIR", tmp_path)
     (tmp_path / "tiny-remimo.pt").write_bytes(path.read_bytes())
     graph = MIMOSampler(4, (2, 3), 4, snr_db=10.0).sample(8, torch.Generator().manual_seed(0))
     expected = detector.detect(graph).logits
-    for loaded in (load_checkpoint(path), load_checkpoint("tiny-remimo"),
-                   load_checkpoint("tiny-remimo", attention="graph")):
+    for loaded in (zoo.load(path), zoo.load("tiny-remimo"),
+                   zoo.load("tiny-remimo", attention="graph")):
         assert not loaded.training
         torch.testing.assert_close(loaded.detect(graph).logits, expected, rtol=1e-4, atol=1e-5)
-    assert load_checkpoint("tiny-remimo").checkpoint_label == "tiny-remimo"
+    assert zoo.load("tiny-remimo").checkpoint_label == "tiny-remimo"
     with pytest.raises(FileNotFoundError, match="pretrained: tiny-remimo"):
-        load_checkpoint("no-such-model")
+        zoo.load("no-such-model")
     with pytest.raises(ValueError, match="do not fit"):
-        load_checkpoint(path, d_model=16)
+        zoo.load(path, d_model=16)
 
 
 def test_checkpoint_writes_are_atomic(trained, tmp_path, monkeypatch):

@@ -43,7 +43,7 @@ from gnnmimo.blocks.gnn import PairwiseMRFGNN
 from gnnmimo.constellation import QAM
 from gnnmimo.detector import UnrolledDetector
 from gnnmimo.graph import MIMOGraph
-from zoo.registry import register
+from gnnmimo.registry import register
 
 
 @register("ampgnn")

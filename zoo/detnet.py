@@ -26,7 +26,7 @@ damped the same way and stays the soft symbol of ``o_k``.
 
 **Loss** (the paper's, as in the authors' code):
 ``Σ_k log(k) ‖x − x̂_k‖² / ‖x − x̃‖²`` per instance, averaged, with ``x̃``
-the ZF estimate ``(HᵀH)⁻¹Hᵀy`` (:func:`gnnmimo.training.symbol_mse_loss`);
+the ZF estimate ``(HᵀH)⁻¹Hᵀy`` (:func:`gnnmimo.losses.symbol_mse_loss`);
 ``log 1 = 0``, so the first layer is trained only through the later ones.
 
 **Initialisation.** ``δ1 = δ2 = −1``, so ``q_1 = Hᵀy`` and ``q_k`` is a unit
@@ -49,11 +49,12 @@ import torch
 from torch import Tensor, nn
 
 from gnnmimo.blocks.base import State
-from gnnmimo.blocks.real import real_system, solve_spd, users_from_real, users_to_real
+from gnnmimo.blocks.real import real_system, users_from_real, users_to_real
+from gnnmimo.linalg import solve_spd
 from gnnmimo.constellation import QAM
 from gnnmimo.graph import MIMOGraph
-from gnnmimo.training import symbol_mse_loss
-from zoo.registry import register
+from gnnmimo.losses import symbol_mse_loss
+from gnnmimo.registry import register
 from zoo.unfolded import UnfoldedDetector
 
 #: weight ``β`` of the previous layer's ``o`` and ``v`` (the paper's residual damping)

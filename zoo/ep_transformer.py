@@ -29,7 +29,7 @@ from gnnmimo.blocks.transformer import TransformerEncoderLayer
 from gnnmimo.constellation import QAM
 from gnnmimo.detector import UnrolledDetector
 from gnnmimo.graph import MIMOGraph
-from zoo.registry import register
+from gnnmimo.registry import register
 
 #: the cavity keys appended to each user's token
 CAVITY = ("obs_mean", "obs_var")

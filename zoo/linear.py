@@ -1,31 +1,18 @@
-r"""Linear detectors: matched filter, zero forcing and LMMSE.
+"""Linear detectors: matched filter, zero forcing and LMMSE.
 
-Each equalises to one scalar observation per user, ``z_i = x_i + w_i`` with
-``w_i ~ CN(0, ν_i)`` (treating interference as Gaussian noise), and scores
-the constellation with ``logit(s) = −|z_i − s|² / ν_i``.
-
-* MF:    ``z_i = h_iᴴ y / ‖h_i‖²``,
-  ``ν_i = (Σ_{j≠i} |h_iᴴ h_j|² + σ² ‖h_i‖²) / ‖h_i‖⁴`` — message passing on
-  the bipartite graph (``Hᴴ y``) and the user graph (Gram entries).
-* ZF:    ``z = (HᴴH)⁻¹ Hᴴ y``, ``ν_i = σ² [(HᴴH)⁻¹]_ii``; needs ``Nt ≤ Nr``.
-* LMMSE: ``W = (HᴴH + σ² I)⁻¹ Hᴴ``, ``μ_i = [WH]_ii``; the unbiased estimate
-  ``z_i = [Wy]_i / μ_i`` has ``ν_i = (1 − μ_i)/μ_i = 1/SINR_i`` (unit-energy
-  symbols), the post-equalisation SINR.
+Each scores its equaliser's Gaussian observation ``z_i = x_i + w_i``,
+``w_i ~ CN(0, ν_i)`` per user with ``logit(s) = −|z_i − s|² / ν_i``; the
+equalisers and their maths are in :mod:`gnnmimo.equalization`.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
-import torch
 from torch import Tensor
 
-from torch_geometric.utils import scatter
-
-from gnnmimo import ops
+from gnnmimo import equalization
 from gnnmimo.constellation import QAM
 from gnnmimo.detector import Detector
-from gnnmimo.graph import ANTENNA, INTERFERENCE, DenseView, MIMOGraph
-from zoo.registry import register
+from gnnmimo.graph import MIMOGraph
+from gnnmimo.registry import register
 
 
 class LinearDetector(Detector):
@@ -42,31 +29,10 @@ class LinearDetector(Detector):
 
 @register("mf")
 class MatchedFilter(LinearDetector):
-    """Matched filter (graph form; see module doc)."""
+    """Matched filter (:func:`gnnmimo.equalization.mf_equalize`)."""
 
     def equalize(self, graph):
-        energy = ops.column_energy(graph)
-        z = ops.matched_filter(graph, graph[ANTENNA].y) / energy
-        graph.add_user_edges()
-        _, target = graph[INTERFERENCE].edge_index
-        interference = scatter(graph[INTERFERENCE].gram.abs().square(), target, dim=0,
-                               dim_size=energy.numel(), reduce="sum")
-        nu = (interference + graph.user_noise_var * energy) / energy.square()
-        return z, nu
-
-
-def hermitian_inverse(matrix: Tensor, what: str = "the system matrix") -> Tensor:
-    """Inverse of Hermitian positive-definite ``[B, n, n]`` matrices (Cholesky).
-
-    Raises ``ValueError`` naming the instances whose ``what`` is numerically
-    singular.
-    """
-    factor, info = torch.linalg.cholesky_ex(matrix)
-    if (info != 0).any():
-        bad = (info != 0).nonzero()[:, 0]
-        raise ValueError(f"{what} is numerically singular in instances {bad[:5].tolist()} "
-                         f"({bad.numel()} in all)")
-    return torch.cholesky_inverse(factor)
+        return equalization.mf_equalize(graph)
 
 
 class SolvingDetector(LinearDetector):
@@ -82,49 +48,24 @@ class SolvingDetector(LinearDetector):
         super().__init__(qam)
         self.double = double
 
-    def dense_view(self, graph: MIMOGraph) -> DenseView:
-        view = graph.dense()
-        if not self.double:
-            return view
-        return replace(view, H=view.H.to(torch.complex128), y=view.y.to(torch.complex128),
-                       noise_var=view.noise_var.double())
-
-    def iterate(self, graph: MIMOGraph) -> Tensor:
-        return super().iterate(graph).to(graph.noise_var.dtype)
-
 
 @register("zf")
 class ZeroForcing(SolvingDetector):
-    """Zero forcing, ``(HᴴH)⁻¹Hᴴy``. Raises if any instance has ``Nt > Nr``."""
+    """Zero forcing, ``(HᴴH)⁻¹Hᴴy`` (:func:`gnnmimo.equalization.zf_equalize`).
+    Raises if any instance has ``Nt > Nr``."""
 
-    def check_input(self, graph):
-        super().check_input(graph)
-        self.require_users_at_most_antennas(graph, "; use mmse instead", name="ZF")
+    needs_users_at_most_antennas = True
+    users_at_most_antennas_hint = "; use mmse instead"
+    display_name = "ZF"
 
     def equalize(self, graph):
-        view = self.dense_view(graph)
-        gram = ops.dense_gram(view.H)
-        # padded users get an identity row so the system stays invertible; they decouple
-        pad = (~view.user_mask).to(gram.real.dtype)
-        gram = gram + torch.diag_embed(pad).to(gram.dtype)
-        inverse = hermitian_inverse(gram, "HᴴH (rank-deficient channel)")
-        z = (inverse @ ops.dense_matched_filter(view.H, view.y)[..., None])[..., 0]
-        nu = view.noise_var[:, None] * inverse.diagonal(dim1=-2, dim2=-1).real
-        return graph.users_from_dense(z), graph.users_from_dense(nu)
+        return equalization.zf_equalize(graph, self.double)
 
 
 @register("mmse")
 class LMMSE(SolvingDetector):
-    """Linear MMSE with soft outputs from the post-equalisation SINR."""
+    """Linear MMSE with soft outputs from the post-equalisation SINR
+    (:func:`gnnmimo.equalization.lmmse_equalize`)."""
 
     def equalize(self, graph):
-        view = self.dense_view(graph)
-        gram = ops.dense_gram(view.H)
-        eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-        inverse = hermitian_inverse(gram + view.noise_var[:, None, None] * eye, "HᴴH + σ²I")
-        estimate = (inverse @ ops.dense_matched_filter(view.H, view.y)[..., None])[..., 0]
-        # 1 − μ_i = σ² [(G + σ²I)⁻¹]_ii, computed directly: accurate at high SNR
-        shortfall = view.noise_var[:, None] * inverse.diagonal(dim1=-2, dim2=-1).real
-        shortfall = graph.users_from_dense(shortfall).clamp(torch.finfo(shortfall.dtype).tiny, 1.0)
-        gain = 1.0 - shortfall
-        return graph.users_from_dense(estimate) / gain, shortfall / gain
+        return equalization.lmmse_equalize(graph, self.double)

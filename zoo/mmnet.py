@@ -14,7 +14,7 @@ with ``c = n / tr(HᵀH)`` per instance (a reparametrisation of the paper's
 
 **Loss** (the paper): the squared error of the estimate summed over the
 layers, ``Σ_t ‖x̂_t − x‖²`` per user, averaged per instance
-(:func:`gnnmimo.training.symbol_mse_loss`).
+(:func:`gnnmimo.losses.symbol_mse_loss`).
 
 Permutation equivariant over users and antennas and independent of the
 batch: the learned scalars do not depend on ``Nt`` or ``Nr``, so one model
@@ -27,8 +27,8 @@ from torch import Tensor
 from gnnmimo.blocks.base import Block
 from gnnmimo.blocks.mmnet import MMNetLinear
 from gnnmimo.graph import MIMOGraph
-from gnnmimo.training import symbol_mse_loss
-from zoo.registry import register
+from gnnmimo.losses import symbol_mse_loss
+from gnnmimo.registry import register
 from zoo.unfolded import LinearDenoiserNet
 
 

@@ -16,7 +16,7 @@ from gnnmimo.blocks.base import State
 from gnnmimo.constellation import QAM
 from gnnmimo.detector import UnrolledDetector
 from gnnmimo.graph import MIMOGraph
-from zoo.registry import register
+from gnnmimo.registry import register
 
 
 @register("oamp")

@@ -24,7 +24,7 @@ from gnnmimo.blocks.gnn import PairwiseMRFGNN
 from gnnmimo.blocks.oamp import OAMPLinear
 from gnnmimo.constellation import QAM
 from gnnmimo.graph import MIMOGraph
-from zoo.registry import register
+from gnnmimo.registry import register
 from zoo.unfolded import UnfoldedDetector
 
 

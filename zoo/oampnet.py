@@ -19,7 +19,7 @@ while the logits of layer ``t`` stay the denoiser's.
 
 **Loss** (the papers): the squared error of the final estimate,
 ``‖x̂ − x‖²`` per user, averaged per instance
-(:func:`gnnmimo.training.symbol_mse_loss`).
+(:func:`gnnmimo.losses.symbol_mse_loss`).
 
 Deviations: the papers train layer by layer (incrementally); the zoo trains
 all layers at once on the final error, with the generic trainer. The
@@ -39,8 +39,8 @@ from gnnmimo.blocks.base import Block, State
 from gnnmimo.blocks.oamp import OAMPLinear
 from gnnmimo.constellation import QAM
 from gnnmimo.graph import MIMOGraph
-from gnnmimo.training import symbol_mse_loss
-from zoo.registry import register
+from gnnmimo.losses import symbol_mse_loss
+from gnnmimo.registry import register
 from zoo.unfolded import LinearDenoiserNet
 
 

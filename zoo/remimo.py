@@ -64,7 +64,7 @@ from gnnmimo.blocks.transformer import TransformerEncoderLayer
 from gnnmimo.constellation import QAM
 from gnnmimo.detector import Detector
 from gnnmimo.graph import MIMOGraph
-from zoo.registry import register
+from gnnmimo.registry import register
 
 #: named configurations; explicit options override them
 PRESETS = {

@@ -41,7 +41,7 @@ from gnnmimo.constellation import QAM
 from gnnmimo.detector import Detector
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.tree_search import list_metrics, metrics_to_logits
-from zoo.registry import register
+from gnnmimo.registry import register
 
 
 def _cvxpy():

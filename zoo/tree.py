@@ -24,7 +24,7 @@ from gnnmimo import tree_search
 from gnnmimo.constellation import QAM
 from gnnmimo.detector import Detector
 from gnnmimo.graph import MIMOGraph
-from zoo.registry import register
+from gnnmimo.registry import register
 
 
 class TreeSearchDetector(Detector):
@@ -37,6 +37,9 @@ class TreeSearchDetector(Detector):
         clip: logit floor (nats below the best) for unlikely or missing symbols.
     """
 
+    needs_users_at_most_antennas = True
+    users_at_most_antennas_hint = " (a full-rank triangular model)"
+
     def __init__(self, qam: QAM | int, ordering: str = "sorted", clip: float = 20.0):
         super().__init__(qam)
         if ordering not in tree_search.ORDERINGS:
@@ -45,10 +48,6 @@ class TreeSearchDetector(Detector):
             raise ValueError(f"clip must be > 0, got {clip}")
         self.ordering = ordering
         self.clip = float(clip)
-
-    def check_input(self, graph: MIMOGraph) -> None:
-        super().check_input(graph)
-        self.require_users_at_most_antennas(graph, " (a full-rank triangular model)")
 
     def logits(self, graph: MIMOGraph, metrics: Tensor) -> Tensor:
         """Per-user-and-symbol distances ``[B, Nt_max, M]`` → logits ``[1, N_u, M]``."""

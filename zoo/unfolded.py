@@ -6,7 +6,7 @@ each iteration (layer) ``t`` its own learned parameters, so layer ``t`` is
 :class:`~gnnmimo.detector.UnrolledDetector`. Each layer leaves its symbol
 logits in ``state["logits"] [N_u, M]`` and its soft estimate in
 ``state["mean"] [N_u, 2]`` (Re, Im), which these papers train on with a
-squared error (:func:`gnnmimo.training.symbol_mse_loss`) instead of a
+squared error (:func:`gnnmimo.losses.symbol_mse_loss`) instead of a
 cross-entropy: a subclass defines ``loss(graph)`` from :meth:`estimates`.
 """
 from __future__ import annotations
@@ -45,14 +45,10 @@ class LinearDenoiserNet(UnfoldedDetector):
         qam: the constellation.
         iterations: layers ``T``.
         double: compute the linear steps in float64.
-
-    Attributes:
-        hparams (dict): the options; ``cls(qam, **hparams)`` rebuilds it (checkpoints store it).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, double: bool = False):
         super().__init__(qam, iterations)
-        self.hparams = {"iterations": iterations, "double": double}
         self.linears = nn.ModuleList(self.make_linear(double) for _ in range(iterations))
         self.denoiser = Denoiser(self.qam)
 

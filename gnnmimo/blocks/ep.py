@@ -43,7 +43,8 @@ from torch import Tensor
 
 from gnnmimo.blocks.base import Block, State
 from gnnmimo.blocks.denoiser import ES, default_eps
-from gnnmimo.blocks.real import real_system, spd_inverse_diagonal_and_solve, users_from_real, users_to_real
+from gnnmimo.blocks.real import real_system, users_from_real, users_to_real
+from gnnmimo.linalg import spd_inverse_diagonal_and_solve
 from gnnmimo.graph import USER, MIMOGraph
 
 

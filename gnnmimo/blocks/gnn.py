@@ -59,7 +59,7 @@ threefold within 200 steps while its SER rose by half). With two heads the
 iterating head is trained only through what it does to later iterations;
 that removed the early loss of decisions, but not a slower drift above EP's
 SER after about 1000 steps. Trained on the soft symbol error instead
-(:mod:`gnnmimo.training`), the shipped EP-GNNs with both options end below EP;
+(:mod:`gnnmimo.losses`), the shipped EP-GNNs with both options end below EP;
 AMP-GNN also needs AMP's Onsager term to see the rescaled observation
 (``obs_log_scale``, :mod:`zoo.ampgnn`).
 

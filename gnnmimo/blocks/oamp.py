@@ -40,7 +40,8 @@ import torch
 from torch import Tensor, nn
 
 from gnnmimo.blocks.base import Block, State
-from gnnmimo.blocks.real import RealSystem, real_system, solve_spd, users_from_real, users_to_real
+from gnnmimo.blocks.real import RealSystem, real_system, users_from_real, users_to_real
+from gnnmimo.linalg import solve_spd
 from gnnmimo.graph import MIMOGraph
 
 #: ``W_t = matrix(system, v_t²)``: ``[B, n_max, m_max]`` from the system and ``v_t² [B, 1]``

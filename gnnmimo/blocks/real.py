@@ -96,31 +96,3 @@ def users_from_real(graph: MIMOGraph, x: Tensor) -> Tensor:
     """Padded real vectors ``[B, 2Nt_max]`` → per-user components ``[N_u, 2]``."""
     dense = x.reshape(x.shape[0], 2, -1).transpose(1, 2)  # [B, Nt_max, 2]
     return graph.users_from_dense(dense)
-
-
-def solve_spd(A: Tensor, B: Tensor) -> Tensor:
-    """``A⁻¹ B`` for symmetric positive-definite ``A [..., n, n]``, ``B [..., n, k]``.
-
-    Cholesky; if it fails numerically on any matrix (ill-conditioned in
-    single precision), the batch is solved by LU instead.
-    """
-    L, info = torch.linalg.cholesky_ex(A)
-    if bool((info != 0).any()):
-        return torch.linalg.solve_ex(A, B)[0]
-    return torch.cholesky_solve(B, L)
-
-
-def spd_inverse_diagonal_and_solve(A: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """``diag(A⁻¹) [..., n]`` and ``A⁻¹ b [..., n]`` for symmetric positive-definite ``A [..., n, n]``.
-
-    With ``A = L Lᵀ``: ``diag(A⁻¹)_i = Σ_k (L⁻¹)_{ki}²`` and ``A⁻¹b = L⁻ᵀ(L⁻¹ b)``
-    (one triangular inversion, cheaper than forming ``A⁻¹``). If Cholesky
-    fails numerically on any matrix, the batch falls back to an LU inverse.
-    """
-    L, info = torch.linalg.cholesky_ex(A)
-    if bool((info != 0).any()):
-        inverse = torch.linalg.inv_ex(A)[0]
-        return inverse.diagonal(dim1=-2, dim2=-1), (inverse @ b[..., None])[..., 0]
-    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device).expand_as(A)
-    L_inv = torch.linalg.solve_triangular(L, eye, upper=False)
-    return L_inv.square().sum(-2), (L_inv.mT @ (L_inv @ b[..., None]))[..., 0]

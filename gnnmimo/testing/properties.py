@@ -35,6 +35,7 @@ from torch import Tensor
 from gnnmimo.channels import ChannelModel
 from gnnmimo.detector import Detection, Detector
 from gnnmimo.graph import CHANNEL, USER, MIMOGraph
+from gnnmimo.registry import registered_name
 from gnnmimo.sampling import MIMOSampler
 
 #: absolute tolerance on probabilities when ``atol=None``, by batch precision
@@ -250,7 +251,7 @@ def _assert_probs_close(expected: Tensor, actual: Tensor, graph: MIMOGraph, user
 
 
 def _name(detector: Detector) -> str:
-    return getattr(detector, "registry_name", type(detector).__name__)
+    return registered_name(type(detector)) or type(detector).__name__
 
 
 # --------------------------------------------------------------- properties

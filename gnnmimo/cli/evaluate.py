@@ -1,0 +1,104 @@
+"""``gnnmimo evaluate``: SER/BER of detectors on the same samples.
+
+    gnnmimo evaluate --detector mmse --detector zf --nr 8 --nt 4 --qam 16 \\
+        --channel iid --snr 8,11,14 --target-errors 1000 --max-symbols 1000000 \\
+        --seed 0 --json out.json --plot out.png
+
+Value syntax: ``--nt 4``, ``4:8`` (every Nt from 4 to 8) or ``4,8``; ``--snr
+8,11,14`` or ``start:step:stop`` (stop included); ``--rho 0.6`` or
+``0.55:0.75`` (triangular per instance, mode at the upper end); detectors
+take options as ``--detector kbest:k=32``; ``--checkpoint`` takes a file or
+the name of a pretrained checkpoint of the zoo.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import zoo
+from gnnmimo.cli.arguments import add_channel_arguments, channel_from_args, parse_int_list, parse_snr_list
+from gnnmimo.evaluation import evaluate
+from gnnmimo.registry import create_from_spec
+from gnnmimo.report import atomic_write, load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
+from gnnmimo.sampling import MIMOSampler
+
+
+def add_evaluate_parser(subparsers) -> None:
+    parser = subparsers.add_parser("evaluate", help="SER/BER of detectors vs SNR on the same samples",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--detector", action="append", default=[], metavar="NAME[:opt=val,…]",
+                        help="a registered detector (repeatable); see `gnnmimo list`")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH_OR_NAME",
+                        help="a trained detector checkpoint, or the name of a pretrained one (repeatable)")
+    parser.add_argument("--nr", type=int, required=True, help="receive antennas")
+    parser.add_argument("--nt", type=parse_int_list, required=True, help="users: N, LOW:HIGH or N1,N2")
+    parser.add_argument("--snr", type=parse_snr_list, required=True, help="SNRs in dB")
+    add_channel_arguments(parser)
+    parser.add_argument("--target-errors", type=int, default=1000)
+    parser.add_argument("--max-symbols", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=2048, help="instances per batch")
+    parser.add_argument("--json", help="write the records here (updated after every point)")
+    parser.add_argument("--markdown", help="write a markdown table here")
+    parser.add_argument("--plot", help="write a PNG plot (log SER vs SNR) here")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the points already in --json and run only the missing ones")
+    parser.add_argument("--paired-with", metavar="NAME",
+                        help="compare every detector with this one on the instances both saw (paired test)")
+    parser.add_argument("--ser-target", type=float, default=1e-2,
+                        help="also tabulate the SNR (interpolated) at which each curve reaches this SER")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(main=evaluate_main)
+
+
+def build_detectors(args: argparse.Namespace) -> dict:
+    """The detectors of ``--detector`` specs and ``--checkpoint`` files, by label."""
+    detectors = {}
+    try:
+        for spec in args.detector:
+            detectors[spec] = create_from_spec(spec, args.qam)
+        for path in args.checkpoint:
+            detector = zoo.load(path)
+            label = detector.checkpoint_label if detector.checkpoint_label not in detectors else str(path)
+            if label in detectors:
+                raise ValueError(f"two detectors would be labelled {label!r}; give each checkpoint once")
+            detectors[label] = detector
+    except (ValueError, FileNotFoundError, ModuleNotFoundError) as error:
+        raise SystemExit(f"error: {error}") from None
+    if not detectors:
+        raise SystemExit("error: give at least one --detector or --checkpoint")
+    return {name: d.to(args.device).eval() for name, d in detectors.items()}
+
+
+def evaluate_main(args: argparse.Namespace) -> int:
+    detectors = build_detectors(args)
+    if args.paired_with is not None and args.paired_with not in detectors:
+        raise SystemExit(f"error: --paired-with {args.paired_with!r} names none of the detectors {list(detectors)}")
+    sampler = MIMOSampler(args.nr, max(args.nt), args.qam, channel=channel_from_args(args),
+                          precision=args.precision, device=args.device)
+    previous = load_json(args.json) if args.resume and args.json and os.path.exists(args.json) else []
+    done = {r.key for r in previous}
+    results = list(previous)
+
+    def save(point):
+        results.extend(point)
+        if args.json:
+            save_json(results, args.json)
+
+    try:
+        evaluate(detectors, sampler, args.nt, args.snr, args.target_errors, args.max_symbols,
+                 args.batch_size, args.seed, skip=done.__contains__, on_point=save,
+                 progress=not args.no_progress, reference=args.paired_with)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {len(results)} records kept"
+              + (f" in {args.json} (rerun with --resume to continue)" if args.json else ""), file=sys.stderr)
+        return 130
+    table = markdown_table(results) + "\n" + snr_at_ser_table(results, args.ser_target)
+    if args.paired_with:
+        table += "\n" + paired_table(results)
+    print(table)
+    if args.markdown:
+        atomic_write(args.markdown, lambda handle: handle.write(table.encode()))
+    if args.plot:
+        plot_ser(results, args.plot)
+    return 0

@@ -1,0 +1,125 @@
+"""``gnnmimo train``: train a learned detector, with checkpoints and ``--resume``.
+
+    gnnmimo train --detector epgnn:refine=True,report=True --nr 8 --nt 4:8 --qam 16 \\
+        --snr auto --steps 4000 --batch-size 128 --lr 1e-3 --out runs/epgnn.pt --time-limit 50
+
+The run is :class:`gnnmimo.train.Trainer`'s (checkpoints, exact resume,
+``OUT_STEM.best.pt``); the data and the SNR ranges are described in
+:mod:`gnnmimo.train.config` and :mod:`gnnmimo.train.snr`, the losses in
+:mod:`gnnmimo.losses`.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+
+import torch
+
+import zoo
+from gnnmimo.cli.arguments import add_channel_arguments, channel_from_args, parse_int_range, parse_snr_option
+from gnnmimo.losses import LOSS_WEIGHTS, LOSSES
+from gnnmimo.registry import create, detector_class, parse_spec
+from gnnmimo.train.config import NT_MODES, SCHEDULES, TrainConfig, plain_value
+from gnnmimo.train.trainer import Trainer, deadline
+
+#: classical detectors whose validation SER is logged at the start, for comparison
+REFERENCES = ("mmse", "ep")
+
+
+def add_train_parser(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train a learned detector, with checkpoints and --resume",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_arguments(parser)
+    parser.set_defaults(main=train_main)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``gnnmimo train`` (see :func:`train_main`)."""
+    parser.add_argument("--detector", default="remimo", metavar="NAME[:opt=val,…]",
+                        help="a registered learned detector with options, e.g. remimo:config=paper")
+    parser.add_argument("--nr", type=int, required=True, help="receive antennas")
+    parser.add_argument("--nt", type=parse_int_range, required=True, help="users, N or LOW:HIGH")
+    parser.add_argument("--nt-step", type=int, default=1,
+                        help="train on LOW, LOW+STEP, …, HIGH users only (e.g. 2 for even Nt)")
+    parser.add_argument("--snr", type=parse_snr_option, default=("auto", None),
+                        help="training SNR per Nt: auto (LMMSE SER 1e-1…1e-3), auto:1e-1:1e-3, LOW:HIGH dB, "
+                             "or per Nt, e.g. 4=8:23.5,8=10:30.5")
+    add_channel_arguments(parser)
+    model = parser.add_argument_group("model size (detector options)")
+    model.add_argument("--d-model", type=int, help="state width d_s")
+    model.add_argument("--heads", type=int, help="attention heads")
+    model.add_argument("--blocks", type=int, help="iterations / EP blocks T (the detector's `blocks` "
+                       "or `iterations` option)")
+    run = parser.add_argument_group("optimisation")
+    run.add_argument("--steps", type=int, default=TrainConfig.steps)
+    run.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    run.add_argument("--lr", type=float, default=TrainConfig.lr)
+    run.add_argument("--clip-grad-norm", type=float, metavar="NORM", help="clip the gradient norm (default: off)")
+    run.add_argument("--schedule", choices=SCHEDULES, default=TrainConfig.schedule)
+    run.add_argument("--plateau-factor", type=float, default=TrainConfig.plateau_factor)
+    run.add_argument("--plateau-patience", type=int, default=TrainConfig.plateau_patience)
+    run.add_argument("--nt-mode", choices=NT_MODES, default=TrainConfig.nt_mode,
+                     help="one Nt per minibatch (batch, the paper) or per instance (mixed)")
+    run.add_argument("--loss-weights", choices=LOSS_WEIGHTS, default=TrainConfig.loss_weights)
+    run.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss,
+                     help="per-symbol loss: cross-entropy (eq. 13) or soft-ser (1 - p(true symbol))")
+    run.add_argument("--ce-weight", type=float, default=TrainConfig.ce_weight,
+                     help="add this times the cross-entropy to the soft-ser loss")
+    run.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
+    run.add_argument("--checkpoint-every", type=int, help="default: --eval-every")
+    run.add_argument("--val-size", type=int, default=TrainConfig.val_size)
+    run.add_argument("--val-seed", type=int, default=TrainConfig.val_seed)
+    parser.add_argument("--out", required=True,
+                        help="checkpoint file (written atomically); OUT_STEM.best.pt keeps the lowest validation loss")
+    parser.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--time-limit", type=float, metavar="MINUTES",
+                        help="stop cleanly (checkpoint saved, resumable) after this much wall time")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """A :class:`TrainConfig` from parsed ``gnnmimo train`` arguments."""
+    name, options = parse_spec(args.detector)
+    accepted = detector_class(name).option_names()
+    for key in ("d_model", "heads", "blocks"):
+        if getattr(args, key) is not None:   # --blocks sets `iterations` of unrolled detectors
+            options[key if key in accepted or key != "blocks" else "iterations"] = getattr(args, key)
+    if "nr" in accepted:
+        options.setdefault("nr", args.nr)
+    channel = channel_from_args(args)
+    snr, targets = args.snr
+    return TrainConfig(
+        detector=name, options=options, qam=args.qam, nr=args.nr, nt=args.nt, nt_step=args.nt_step,
+        channel={"kind": channel.kind, "rho": plain_value(channel.rho), "csi_error": channel.csi_error},
+        snr=snr, snr_targets=targets or TrainConfig.snr_targets, nt_mode=args.nt_mode, steps=args.steps,
+        batch_size=args.batch_size, lr=args.lr, clip_grad_norm=args.clip_grad_norm, schedule=args.schedule,
+        plateau_factor=args.plateau_factor,
+        plateau_patience=args.plateau_patience, loss_weights=args.loss_weights, loss=args.loss,
+        ce_weight=args.ce_weight, eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every, val_size=args.val_size, val_seed=args.val_seed,
+        seed=args.seed, precision=args.precision, device=args.device)
+
+
+def train_main(args: argparse.Namespace) -> int:
+    """``gnnmimo train``: train a detector and write checkpoints to ``--out``."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        config = config_from_args(args)
+        factory = functools.partial(create, config.detector, config.qam, **config.options)
+        trainer = Trainer(config, factory, args.out, resume=args.resume, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"error: {error}") from None
+    if trainer.step:
+        print(f"resuming {args.out} at step {trainer.step}", file=sys.stderr)
+    ranges = ", ".join(f"{nt}: {low:g}..{high:g}" for nt, (low, high) in trainer.snr_ranges.items())
+    print(f"SNR ranges (dB) by Nt: {ranges}", file=sys.stderr)
+    try:
+        trainer.log_references({name: zoo.create(name, config.qam) for name in REFERENCES})
+        trainer.run(on_step=deadline(args.time_limit))
+    except KeyboardInterrupt:  # the second Ctrl-C: abort mid-step, keep the last checkpoint
+        print(f"\naborted at step {trainer.step}; {args.out} holds the last checkpoint", file=sys.stderr)
+        return 130
+    return 130 if trainer.step < config.steps else 0

@@ -1,0 +1,277 @@
+"""The training loop: optimisation, validation, checkpoints and exact resume.
+
+Generic over detectors: any :class:`~gnnmimo.detector.Detector` with
+parameters trains here, on its own :meth:`~gnnmimo.detector.Detector.loss`
+or on :func:`gnnmimo.losses.detection_loss` of its per-iteration logits, with
+the data of :mod:`gnnmimo.train.data` and the configuration of
+:mod:`gnnmimo.train.config`.
+
+**Checkpoints** (:mod:`gnnmimo.checkpoint`) carry the full configuration,
+the library version, the optimizer, scheduler, step, history and random
+states; they are written atomically every ``checkpoint_every`` steps, at the
+end, and when the run is interrupted (Ctrl-C finishes the current step, saves
+and exits; a second Ctrl-C aborts at once). ``resume=True`` continues from
+the checkpoint exactly: on CPU with the same seed, an interrupted and resumed
+run ends with the same weights as an uninterrupted one. Whenever the
+validation loss reaches a new low, the run is also saved beside ``out`` as
+``OUT_STEM.best.pt`` (:attr:`Trainer.best_path`): the model to export when a
+late phase of training over-fits or diverges.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+from tqdm.auto import tqdm
+
+from gnnmimo.channels import ChannelModel
+from gnnmimo.checkpoint import differences, load_weights, read_checkpoint, save_checkpoint
+from gnnmimo.detector import Detector
+from gnnmimo.graph import USER, MIMOGraph
+from gnnmimo.losses import detection_loss, training_loss
+from gnnmimo.sampling import MIMOSampler
+from gnnmimo.train.config import FIELDS_ADDED_LATER, RESUMABLE_FIELDS, TrainConfig
+from gnnmimo.train.data import sample_minibatch, snr_table, validation_set
+from gnnmimo.train.snr import auto_snr_ranges
+
+
+class Trainer:
+    """Runs a :class:`TrainConfig` on a detector; see the module doc.
+
+    Args:
+        config: the run.
+        detector: the detector to train, or a function of no arguments that builds it (called
+            after seeding torch with ``config.seed``, so that its initialisation is reproducible);
+            it is moved to ``config.device``.
+        out: checkpoint path (``None``: no checkpoints).
+        resume: continue from ``out`` if it exists (its configuration must match
+            ``config`` except :data:`RESUMABLE_FIELDS`; otherwise ``ValueError``).
+        progress: show a tqdm bar.
+        log: where validation lines go (default: ``tqdm.write``).
+    """
+
+    def __init__(self, config: TrainConfig, detector: Detector | Callable[[], Detector],
+                 out: str | Path | None = None, resume: bool = False, progress: bool = True,
+                 log: Callable[[str], None] | None = None):
+        self.config, self.out, self.progress = config, (Path(out) if out else None), progress
+        self.log = log or tqdm.write
+        checkpoint = read_checkpoint(self.out) if resume and self.out and self.out.is_file() else None
+        if checkpoint is not None:
+            self._check_resumable(checkpoint)
+
+        torch.manual_seed(config.seed)
+        device = torch.device(config.device)
+        self.detector = (detector if isinstance(detector, Detector) else detector()).to(device)
+        if not any(p.requires_grad for p in self.detector.parameters()):
+            raise ValueError(f"detector {config.detector!r} has no trainable parameters")
+        self.sampler = MIMOSampler(config.nr, config.nt, config.qam, channel=ChannelModel(**config.channel),
+                                   nt_distribution="triangular", precision=config.precision, device=device)
+        self.generator = self.sampler.generator(config.seed)
+        if checkpoint is not None:
+            self.snr_ranges = {int(k): tuple(v) for k, v in checkpoint["training"]["snr_ranges"].items()}
+        elif config.snr == "auto":
+            self.snr_ranges = auto_snr_ranges(self.sampler, config.nts, config.snr_targets, seed=config.val_seed)
+        elif isinstance(config.snr, dict):
+            self.snr_ranges = dict(config.snr)
+        else:
+            self.snr_ranges = {nt: config.snr for nt in config.nts}
+        self._snr_table = snr_table(config, self.snr_ranges, self.sampler)
+
+        self.optimizer = torch.optim.Adam(self.detector.parameters(), lr=config.lr)
+        self.scheduler = self._make_scheduler()
+        self.step, self.history, self.best_val_loss = 0, [], math.inf
+        self.running_loss = (0.0, 0)  # (sum, count) of training losses since the last validation
+        self.elapsed = 0.0  # seconds spent in training steps, over all sessions
+        self._stop_requested = False
+        self.validation = validation_set(config, self.sampler, self.snr_ranges)
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+    # ---------------------------------------------------------------- setup
+    def _make_scheduler(self):
+        c = self.config
+        if c.schedule == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, "min", factor=c.plateau_factor, patience=c.plateau_patience, min_lr=c.min_lr)
+        if c.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.steps, eta_min=c.lr / 100)
+        return None
+
+    def _check_resumable(self, checkpoint: dict) -> None:
+        saved = {k: v for k, v in checkpoint["training"].items() if k not in RESUMABLE_FIELDS + ("snr_ranges",)}
+        for key, value in FIELDS_ADDED_LATER.items():  # absent from older checkpoints
+            saved.setdefault(key, value)
+        wanted = {k: v for k, v in self.config.to_dict().items() if k not in RESUMABLE_FIELDS}
+        found = differences(saved, wanted)
+        if found:
+            raise ValueError(f"cannot resume from {checkpoint['path']}: its configuration differs "
+                             f"(checkpoint vs requested): " + "; ".join(found)
+                             + ". Use another --out to start a new run.")
+
+    # ----------------------------------------------------------------- data
+    def sample_batch(self) -> MIMOGraph:
+        """One training minibatch (:func:`gnnmimo.train.data.sample_minibatch`)."""
+        return sample_minibatch(self.config, self.sampler, self._snr_table, self.generator)
+
+    # ------------------------------------------------------------- training
+    def train_step(self) -> float:
+        self.detector.train()
+        graph = self.sample_batch()
+        loss = training_loss(self.detector, graph, self.config.loss_weights, self.config.loss,
+                             self.config.ce_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.detector.parameters(), self.config.clip_grad_norm)
+        self.optimizer.step()
+        if self.config.schedule == "cosine":
+            self.scheduler.step()
+        return loss.item()
+
+    @torch.no_grad()
+    def validate(self, detector: Detector | None = None) -> dict:
+        """Loss (eq. 13) and SER per Nt on the fixed validation set (of the trained or another detector)."""
+        detector = detector or self.detector
+        detector.eval()
+        total_loss, instances, errors, symbols = 0.0, 0, {}, {}
+        for graph in self.validation:
+            logits = detector(graph).logits
+            total_loss += detection_loss(logits, graph, self.config.loss_weights, self.config.loss,
+                                         self.config.ce_weight).item() * graph.num_instances
+            instances += graph.num_instances
+            nt = int(graph.num_users[0])
+            errors[nt] = errors.get(nt, 0) + int((logits[-1].argmax(-1) != graph[USER].label).sum())
+            symbols[nt] = symbols.get(nt, 0) + graph[USER].label.numel()
+        return {"loss": total_loss / instances, "ser": {nt: errors[nt] / symbols[nt] for nt in errors}}
+
+    def log_references(self, references: Mapping[str, Detector]) -> dict:
+        """Log (and return) the validation SER per Nt of other detectors (e.g. classical ones), for comparison."""
+        found = {name: self.validate(detector.to(self.sampler.device)) for name, detector in references.items()}
+        for name, result in found.items():
+            self.log(f"reference {name}: val {result['loss']:.4f} | SER by Nt "
+                     + " ".join(f"{nt}:{s:.2e}" for nt, s in result["ser"].items()))
+        return {name: result["ser"] for name, result in found.items()}
+
+    def request_stop(self) -> None:
+        """Finish the current step, save a checkpoint and return from :meth:`run`."""
+        self._stop_requested = True
+
+    def run(self, on_step: Callable[["Trainer"], None] | None = None) -> dict:
+        """Train up to ``config.steps``; returns the last validation record (or ``{}``)."""
+        c = self.config
+        checkpoint_every = c.checkpoint_every or c.eval_every
+        self._stop_requested = False
+        with _stop_on_sigint(self), tqdm(total=c.steps, initial=self.step, disable=not self.progress,
+                                         desc=f"train {c.detector}", dynamic_ncols=True) as bar:
+            while self.step < c.steps and not self._stop_requested:
+                tick = time.perf_counter()
+                loss = self.train_step()
+                self.elapsed += time.perf_counter() - tick
+                self.step += 1
+                total, count = self.running_loss
+                self.running_loss = (total + loss, count + 1)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+                if self.step % c.eval_every == 0 or self.step == c.steps:
+                    self._evaluate(self.running_loss[0] / self.running_loss[1])
+                    self.running_loss = (0.0, 0)
+                if self.out and (self.step % checkpoint_every == 0 or self.step == c.steps):
+                    self.save()
+                if on_step is not None:
+                    on_step(self)
+        if self._stop_requested and self.step < c.steps:
+            if self.out:
+                self.save()
+                self.log(f"interrupted at step {self.step}; saved {self.out} (continue with --resume)")
+            else:
+                self.log(f"interrupted at step {self.step}")
+        return self.history[-1] if self.history else {}
+
+    @property
+    def best_path(self) -> Path | None:
+        """Where the run is saved at each new lowest validation loss: ``OUT_STEM.best.pt`` beside ``out``."""
+        return self.out.with_name(f"{self.out.stem}.best{self.out.suffix}") if self.out else None
+
+    def _evaluate(self, train_loss: float) -> None:
+        result = self.validate()
+        if self.scheduler is not None and self.config.schedule == "plateau":
+            self.scheduler.step(result["loss"])
+        improved = result["loss"] < self.best_val_loss
+        if improved:
+            self.best_val_loss = result["loss"]
+        record = {"step": self.step, "train_loss": train_loss, "val_loss": result["loss"],
+                  "val_ser": result["ser"], "lr": self.optimizer.param_groups[0]["lr"], "seconds": self.elapsed}
+        self.history.append(record)
+        ser = " ".join(f"{nt}:{s:.2e}" for nt, s in result["ser"].items())
+        self.log(f"step {self.step}: train {train_loss:.4f} val {result['loss']:.4f} "
+                 f"lr {record['lr']:.2e} | SER by Nt {ser}" + (" | best" if improved else ""))
+        if improved and self.out:
+            self.save(self.best_path)
+
+    # ---------------------------------------------------------- checkpoints
+    def training_state(self) -> dict:
+        return {"step": self.step,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "rng": {"data": self.generator.get_state(), "torch": torch.get_rng_state()},
+                "history": self.history,
+                "running_loss": list(self.running_loss),
+                "elapsed": self.elapsed,
+                "best_val_loss": self.best_val_loss}
+
+    def save(self, path: str | Path | None = None) -> None:
+        """Write a checkpoint (atomically) to ``path`` or ``out``."""
+        training = {**self.config.to_dict(), "snr_ranges": {str(k): list(v) for k, v in self.snr_ranges.items()}}
+        save_checkpoint(path or self.out, self.detector, system=self.config.system(), training=training,
+                        state=self.training_state())
+
+    def _restore(self, checkpoint: dict) -> None:
+        load_weights(self.detector, checkpoint)
+        state = checkpoint["state"]
+        if state is None:
+            raise ValueError(f"{checkpoint['path']} holds weights only, no training state to resume")
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["rng"]["data"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.step, self.history, self.best_val_loss = state["step"], state["history"], state["best_val_loss"]
+        self.running_loss, self.elapsed = tuple(state["running_loss"]), state["elapsed"]
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(trainer: Trainer):
+    """First Ctrl-C: ask the trainer to stop after the current step. Second: abort."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGINT, previous)
+        trainer.log("\nCtrl-C: stopping after this step and saving (press again to abort)")
+        trainer.request_stop()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def deadline(minutes: float | None) -> Callable[[Trainer], None] | None:
+    """An ``on_step`` hook for :meth:`Trainer.run` that asks the trainer to stop after ``minutes``
+    of wall time (``None`` when ``minutes`` is unset)."""
+    if not minutes:
+        return None
+    end = time.monotonic() + 60 * minutes
+
+    def stop_when_due(trainer: Trainer) -> None:
+        if time.monotonic() > end:
+            trainer.request_stop()
+    return stop_when_due
