@@ -45,7 +45,7 @@ import torch
 
 from gnnmimo import registry
 from gnnmimo.detector import Detector
-from gnnmimo.report import atomic_write
+from gnnmimo.files import atomic_write
 
 FORMAT = "gnnmimo-checkpoint"
 FORMAT_VERSION = 2

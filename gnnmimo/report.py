@@ -4,29 +4,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 
 from gnnmimo.evaluation import PointResult, sign_test
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Write a file atomically: ``write(file_object)`` into a temporary file in
-    the same directory, then ``os.replace`` it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from gnnmimo.files import atomic_write
 
 
 def save_json(results: list[PointResult], path: str | os.PathLike) -> None:

@@ -15,7 +15,7 @@ import torch
 
 from gnnmimo.checkpoint import detector_from_checkpoint, read_checkpoint, without_training_state
 from gnnmimo.detector import Detector
-from gnnmimo.report import atomic_write
+from gnnmimo.files import atomic_write
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 

@@ -20,7 +20,8 @@ import zoo
 from gnnmimo.cli.arguments import add_channel_arguments, channel_from_args, parse_int_list, parse_snr_list
 from gnnmimo.evaluation import evaluate
 from gnnmimo.registry import create_from_spec
-from gnnmimo.report import atomic_write, load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
+from gnnmimo.files import atomic_write
+from gnnmimo.report import load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
 from gnnmimo.sampling import MIMOSampler
 
 
