@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gnnmimo.constellation import QAM, SUPPORTED_ORDERS
+from helpers import sionna_module
 
 ORDERS = pytest.mark.parametrize("order", SUPPORTED_ORDERS)
 
@@ -147,9 +148,7 @@ def test_errors():
 
 @pytest.fixture(scope="module")
 def sionna_mapping():
-    pytest.importorskip("sionna.phy")
-    from sionna.phy import mapping
-    return mapping
+    return sionna_module("mapping")
 
 
 @ORDERS

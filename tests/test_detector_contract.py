@@ -10,9 +10,9 @@ import zoo
 from gnnmimo import registry
 from gnnmimo.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from gnnmimo.graph import MIMOGraph
-from gnnmimo.sampling import MIMOSampler
 from zoo.epgnn import EPGNN
 from zoo.linear import LMMSE
+from helpers import sample_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -29,8 +29,7 @@ class PatientEPGNN(EPGNN):
 
 
 def batch(nr=8, nt=(2, 4), qam=16, precision="single", size=12, seed=0):
-    sampler = MIMOSampler(nr, nt, qam, snr_db=(5.0, 25.0), precision=precision)
-    return sampler.sample(size, sampler.generator(seed))
+    return sample_batch(nr, nt, qam, size, seed, snr_db=(5.0, 25.0), precision=precision)
 
 
 def in_double(graph):

@@ -12,6 +12,7 @@ from gnnmimo.blocks.real import real_system, users_to_real
 from gnnmimo.evaluation import clopper_pearson
 from gnnmimo.graph import USER
 from gnnmimo.sampling import MIMOSampler
+from helpers import sionna_module
 
 #: two-sided confidence of a ±4σ Gaussian interval
 FOUR_SIGMA = math.erf(4 / math.sqrt(2))
@@ -177,8 +178,7 @@ def test_matches_sionna_ep_detector():
     (2/3 for 16-QAM instead of 1/2). With its prior set to ``Es = 1/2``, as in the
     paper and here, the decisions are identical up to rounding ties; as shipped
     they differ on about 1 % of the symbols at a statistically equal SER."""
-    pytest.importorskip("sionna.phy")
-    from sionna.phy.mimo import EPDetector
+    EPDetector = sionna_module("mimo").EPDetector
 
     sampler = MIMOSampler(nr=8, nt=8, qam=16, precision="double")
     graph = sampler.sample(1500, sampler.generator(11), snr_db=torch.linspace(12, 24, 1500))

@@ -17,7 +17,8 @@ from gnnmimo.constellation import QAM
 from gnnmimo.sampling import MIMOSampler
 from gnnmimo.testing import (assert_batch_independent, assert_generalises_over_user_counts,
                              assert_permutation_equivariant, mimo_batches)
-from gnnmimo.train import TrainConfig, Trainer
+from gnnmimo.train import TrainConfig
+from helpers import quiet_trainer
 
 GNN_FAMILY = ("gnn", "epgnn", "ampgnn", "ep-transformer", "oamp-gnn")
 
@@ -103,8 +104,7 @@ def briefly_trained(name: str):
     name, options = zoo.parse_spec(name)
     config = TrainConfig(detector=name, options=options, qam=16, nr=6, nt=(2, 4), snr=(5.0, 20.0), nt_mode="mixed",
                          steps=8, batch_size=16, lr=1e-2, eval_every=8, val_size=16)
-    trainer = Trainer(config, lambda: zoo.create(config.detector, config.qam, **config.options), progress=False,
-                      log=lambda line: None)
+    trainer = quiet_trainer(config)
     before = [p.detach().clone() for p in trainer.detector.parameters()]
     trainer.run()
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.detector.parameters()))

@@ -11,13 +11,9 @@ from gnnmimo.graph import CHANNEL, MIMOGraph
 from gnnmimo.sampling import MIMOSampler
 from gnnmimo.testing import (assert_batch_independent, assert_generalises_over_user_counts,
                              assert_permutation_equivariant, mimo_batches)
+from helpers import sample_batch as batch, sionna_module
 
 LINEAR = ("mf", "zf", "mmse")
-
-
-def batch(nr=8, nt=4, qam=16, size=16, seed=0, **options):
-    sampler = MIMOSampler(nr=nr, nt=nt, qam=qam, **options)
-    return sampler.sample(size, sampler.generator(seed))
 
 
 # ------------------------------------------------------------------- errors
@@ -230,9 +226,7 @@ def test_lmmse_is_no_worse_than_published_mmse(published_points, nt, snr, publis
 # ------------------------------------------------------------------- Sionna
 @pytest.fixture(scope="module")
 def sionna_detection():
-    pytest.importorskip("sionna.phy")
-    from sionna.phy.mimo import LinearDetector
-    return LinearDetector
+    return sionna_module("mimo").LinearDetector
 
 
 @pytest.mark.parametrize("qam, nr, nt", [(4, 4, 4), (16, 8, 4), (64, 16, 12)])

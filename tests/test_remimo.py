@@ -16,13 +16,13 @@ from gnnmimo.sampling import MIMOSampler
 from gnnmimo.testing import (assert_batch_independent, assert_generalises_over_user_counts,
                              assert_permutation_equivariant, mimo_batches)
 from zoo.remimo import REMIMO
+from helpers import sample_batch
 
 NR = 6
 
 
 def mixed_batch(qam=16, batch=12, nt=(1, 5), seed=0, precision="single"):
-    sampler = MIMOSampler(NR, nt, qam, snr_db=(0.0, 20.0), precision=precision)
-    return sampler.sample(batch, sampler.generator(seed))
+    return sample_batch(NR, nt, qam, batch, seed, snr_db=(0.0, 20.0), precision=precision)
 
 
 def small_remimo(qam=16, **options):

@@ -7,17 +7,12 @@ import zoo
 from gnnmimo.channels import ChannelModel
 from gnnmimo.constellation import QAM
 from gnnmimo.graph import MIMOGraph
-from gnnmimo.sampling import MIMOSampler
 from gnnmimo.testing import (assert_batch_independent, assert_generalises_over_user_counts,
                              assert_permutation_equivariant, assert_well_formed, mimo_batches)
 from gnnmimo.tree_search import sphere_decode, triangularize
+from helpers import requires_cvxpy, sample_batch as batch
 
 SEARCH = ("vblast", "zf-pic", "kbest", "ml")
-
-
-def batch(nr=8, nt=4, qam=16, size=16, seed=0, **options):
-    sampler = MIMOSampler(nr=nr, nt=nt, qam=qam, **options)
-    return sampler.sample(size, sampler.generator(seed))
 
 
 def brute_force(graph: MIMOGraph, qam: QAM) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,8 +134,8 @@ def test_finite_at_high_snr_and_correlation(name, precision):
     assert_well_formed(detection, graph, context=f"{name}, {precision}")
 
 
+@requires_cvxpy
 def test_sdr_finite_at_high_snr_and_correlation():
-    pytest.importorskip("cvxpy")
     graph = batch(nr=4, nt=(1, 2), size=4, snr_db=60.0, channel=ChannelModel("kronecker", 0.95))
     assert_well_formed(zoo.create("sdr", 16).detect(graph), graph)
 
@@ -186,17 +181,17 @@ def test_generalises_over_user_counts_and_mixed_antennas(name):
     assert_generalises_over_user_counts(zoo.create(name, 16), nr=(6, 8), nt_range=(1, 6))
 
 
+@requires_cvxpy
 @given(graph=mimo_batches(nr=(2, 3), nt=(1, 2), qam=4, snr_db=(10.0, 25.0), channels="iid",
                           batch_size=(1, 3), precision="double"))
 def test_sdr_permutation_equivariant_and_batch_independent(graph):
-    pytest.importorskip("cvxpy")
     detector = zoo.create("sdr", 4, randomizations=8)
     assert_permutation_equivariant(detector, graph, atol=1e-5)
     assert_batch_independent(detector, graph, num_instances=1, atol=1e-5)
 
 
+@requires_cvxpy
 def test_sdr_is_ml_on_4qam_at_high_snr():
-    pytest.importorskip("cvxpy")
     graph = batch(nr=4, nt=(2, 3), qam=4, size=8, seed=3, snr_db=25.0, precision="double")
     assert_ml(graph, QAM(4), zoo.create("sdr", 4).detect(graph).hard, "SDR")
 

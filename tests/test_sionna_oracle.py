@@ -12,13 +12,12 @@ import torch
 
 import zoo
 from gnnmimo.sampling import MIMOSampler
+from helpers import sionna_module
 
 
 @pytest.fixture(scope="module")
 def mimo():
-    pytest.importorskip("sionna.phy")
-    from sionna.phy import mimo
-    return mimo
+    return sionna_module("mimo")
 
 
 def sionna_inputs(nr, nt, qam, size, seed, snr_db):

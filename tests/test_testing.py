@@ -15,6 +15,7 @@ from gnnmimo.sampling import MIMOSampler
 from gnnmimo.testing import (PROFILES, assert_batch_independent, assert_generalises_over_user_counts,
                              assert_permutation_equivariant, assert_well_formed, channel_models,
                              mimo_batches, mimo_configs, permute_users)
+from helpers import sample_batch
 
 
 # ------------------------------------------------------------ toy detectors
@@ -106,8 +107,7 @@ class ModeRecorder(ToyMF):
 
 
 def batch(nr=(4, 8), nt=(1, 4), qam=16, size=16, seed=0, **options):
-    sampler = MIMOSampler(nr=nr, nt=nt, qam=qam, snr_db=(0, 20), **options)
-    return sampler.sample(size, sampler.generator(seed))
+    return sample_batch(nr, nt, qam, size, seed, snr_db=(0, 20), **options)
 
 
 # --------------------------------------------------------------- checkers

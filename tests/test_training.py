@@ -8,12 +8,13 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from gnnmimo.checkpoint import load_checkpoint, load_weights, read_checkpoint, save_checkpoint
+from gnnmimo.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from gnnmimo.cli import main as cli_main
 from gnnmimo.graph import USER
 from gnnmimo.sampling import MIMOSampler
 from gnnmimo.losses import detection_loss
-from gnnmimo.train import TrainConfig, Trainer, auto_snr_ranges, concat_graphs
+from gnnmimo.train import TrainConfig, auto_snr_ranges, concat_graphs
+from helpers import quiet_trainer, sample_batch
 
 TINY_MODEL = {"nr": 4, "d_model": 8, "heads": 2, "blocks": 2}
 
@@ -27,14 +28,8 @@ def tiny(**changes) -> TrainConfig:
     return TrainConfig(**{**base, **changes})
 
 
-def quiet(config, out=None, resume=False) -> Trainer:
-    return Trainer(config, lambda: zoo.create(config.detector, config.qam, **config.options), out, resume=resume,
-                   progress=False, log=lambda line: None)
-
-
 def mixed_batch(seed=0):
-    sampler = MIMOSampler(4, (1, 4), 4, snr_db=(0.0, 20.0))
-    return sampler.sample(9, sampler.generator(seed))
+    return sample_batch(4, (1, 4), 4, 9, seed, snr_db=(0.0, 20.0))
 
 
 # ---------------------------------------------------------------------- loss
@@ -80,20 +75,20 @@ def test_ce_weight_adds_the_cross_entropy_to_the_soft_ser():
 
 def test_checkpoints_from_before_a_configuration_field_existed_still_resume(tmp_path):
     path = tmp_path / "run.pt"
-    quiet(tiny(loss="soft-ser"), path).run()
+    quiet_trainer(tiny(loss="soft-ser"), path).run()
     checkpoint = read_checkpoint(path)
     del checkpoint["training"]["ce_weight"]
     torch.save(checkpoint, path)
-    assert quiet(tiny(loss="soft-ser", steps=9), path, resume=True).step == 6
+    assert quiet_trainer(tiny(loss="soft-ser", steps=9), path, resume=True).step == 6
     with pytest.raises(ValueError, match=r"ce_weight: 0.0 vs 0.1"):
-        quiet(tiny(loss="soft-ser", ce_weight=0.1, steps=9), path, resume=True)
+        quiet_trainer(tiny(loss="soft-ser", ce_weight=0.1, steps=9), path, resume=True)
 
 
 def test_a_soft_ser_run_trains_and_records_its_loss(tmp_path):
-    quiet(tiny(loss="soft-ser"), tmp_path / "run.pt").run()
+    quiet_trainer(tiny(loss="soft-ser"), tmp_path / "run.pt").run()
     assert read_checkpoint(tmp_path / "run.pt")["training"]["loss"] == "soft-ser"
     with pytest.raises(ValueError, match=r"loss: 'soft-ser' vs 'cross-entropy'"):
-        quiet(tiny(steps=9), tmp_path / "run.pt", resume=True)
+        quiet_trainer(tiny(steps=9), tmp_path / "run.pt", resume=True)
 
 
 # ---------------------------------------------------------------------- data
@@ -105,7 +100,7 @@ def test_auto_snr_ranges_sit_on_the_published_lmmse_curve():
 
 
 def test_mixed_minibatches_mix_user_counts_with_their_own_snr_ranges():
-    trainer = quiet(tiny(nt=(1, 4), nt_mode="mixed", batch_size=64, snr=(0.0, 1.0)))
+    trainer = quiet_trainer(tiny(nt=(1, 4), nt_mode="mixed", batch_size=64, snr=(0.0, 1.0)))
     trainer.snr_ranges = {1: (0.0, 1.0), 2: (10.0, 11.0), 3: (20.0, 21.0), 4: (30.0, 31.0)}
     trainer._snr_table = torch.tensor([trainer.snr_ranges[n] for n in range(1, 5)])
     graph = trainer.sample_batch()
@@ -127,7 +122,7 @@ def test_concat_graphs_keeps_every_instance():
 
 # ------------------------------------------------------------------ training
 def test_a_tiny_training_run_decreases_the_loss():
-    trainer = quiet(tiny(options={**TINY_MODEL, "d_model": 32}, steps=60, eval_every=60, batch_size=32,
+    trainer = quiet_trainer(tiny(options={**TINY_MODEL, "d_model": 32}, steps=60, eval_every=60, batch_size=32,
                          val_size=64))
     before = trainer.validate()["loss"]
     after = trainer.run()["val_loss"]
@@ -137,17 +132,17 @@ def test_a_tiny_training_run_decreases_the_loss():
 @pytest.mark.parametrize("mode, schedule", [("batch", "plateau"), ("mixed", "cosine")])
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mode, schedule):
     config = tiny(nt_mode=mode, schedule=schedule, checkpoint_every=100)
-    straight = quiet(config, tmp_path / "straight.pt")
+    straight = quiet_trainer(config, tmp_path / "straight.pt")
     straight.run()
 
     def interrupt(trainer):
         if trainer.step == 4:
             signal.raise_signal(signal.SIGINT)  # as Ctrl-C: finish the step, save, stop
 
-    first = quiet(config, tmp_path / "resumed.pt")
+    first = quiet_trainer(config, tmp_path / "resumed.pt")
     first.run(on_step=interrupt)
     assert read_checkpoint(tmp_path / "resumed.pt")["state"]["step"] == 4
-    resumed = quiet(config, tmp_path / "resumed.pt", resume=True)
+    resumed = quiet_trainer(config, tmp_path / "resumed.pt", resume=True)
     assert resumed.step == 4
     resumed.run()
 
@@ -162,7 +157,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mode,
 
 
 def test_checkpoints_carry_the_full_configuration(tmp_path):
-    trainer = quiet(tiny(), tmp_path / "run.pt")
+    trainer = quiet_trainer(tiny(), tmp_path / "run.pt")
     trainer.run()
     saved = read_checkpoint(tmp_path / "run.pt")
     assert saved["detector"] == {"name": "remimo", "qam": 4, "options": {**TINY_MODEL, "te_dim": None,
@@ -177,7 +172,7 @@ def test_checkpoints_carry_the_full_configuration(tmp_path):
 
 
 def test_the_lowest_validation_loss_is_kept_beside_the_checkpoint(tmp_path):
-    trainer = quiet(tiny(eval_every=1, lr=3e-2), tmp_path / "run.pt")
+    trainer = quiet_trainer(tiny(eval_every=1, lr=3e-2), tmp_path / "run.pt")
     trainer.run()
     best = read_checkpoint(tmp_path / "run.best.pt")
     lowest = min(trainer.history, key=lambda record: record["val_loss"])
@@ -192,7 +187,7 @@ def test_the_lowest_validation_loss_is_kept_beside_the_checkpoint(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    trainer = quiet(tiny(), path)
+    trainer = quiet_trainer(tiny(), path)
     trainer.run()
     return path, trainer.detector
 
@@ -200,18 +195,18 @@ def trained(tmp_path_factory):
 def test_resuming_into_a_different_configuration_raises(trained, tmp_path):
     path, _ = trained
     with pytest.raises(ValueError, match=r"qam: 4 vs 16"):
-        quiet(tiny(qam=16), path, resume=True)
+        quiet_trainer(tiny(qam=16), path, resume=True)
     with pytest.raises(ValueError, match=r"options.d_model: 8 vs 16"):
-        quiet(tiny(options={**TINY_MODEL, "d_model": 16}), path, resume=True)
-    assert quiet(tiny(steps=9), path, resume=True).step == 6  # more steps is fine
+        quiet_trainer(tiny(options={**TINY_MODEL, "d_model": 16}), path, resume=True)
+    assert quiet_trainer(tiny(steps=9), path, resume=True).step == 6  # more steps is fine
 
 
 def test_a_run_resumes_with_the_options_it_was_started_with(tmp_path):
     """Detectors that do not record their options themselves (the unrolled ones) resume too."""
     config = tiny(detector="epgnn", options={"iterations": 2, "damping": 0.8}, steps=2, eval_every=2,
                   batch_size=8, val_size=8)
-    quiet(config, tmp_path / "run.pt").run()
-    assert quiet(dataclasses.replace(config, steps=3), tmp_path / "run.pt", resume=True).step == 2
+    quiet_trainer(config, tmp_path / "run.pt").run()
+    assert quiet_trainer(dataclasses.replace(config, steps=3), tmp_path / "run.pt", resume=True).step == 2
 
 
 @pytest.mark.parametrize("name, qam, options, message", [
@@ -275,7 +270,7 @@ def test_cli_train_writes_a_checkpoint_and_refuses_a_mismatched_resume(tmp_path)
 
 
 def test_nt_step_trains_only_on_the_chosen_user_counts(tmp_path):
-    trainer = quiet(tiny(nt=(2, 4), nt_step=2, nt_mode="mixed"), tmp_path / "even.pt")
+    trainer = quiet_trainer(tiny(nt=(2, 4), nt_step=2, nt_mode="mixed"), tmp_path / "even.pt")
     counts = torch.cat([trainer.sample_batch().num_users for _ in range(5)])
     assert set(counts.unique().tolist()) == {2, 4}
     assert sorted(trainer.snr_ranges) == [2, 4]

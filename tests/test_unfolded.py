@@ -23,7 +23,8 @@ from gnnmimo.sampling import MIMOSampler
 from gnnmimo.testing import (assert_batch_independent, assert_generalises_over_user_counts,
                              assert_permutation_equivariant, mimo_batches)
 from gnnmimo.losses import symbol_mse_loss
-from gnnmimo.train import TrainConfig, Trainer
+from gnnmimo.train import TrainConfig
+from helpers import quiet_trainer
 
 EQUIVARIANT = ("oampnet", "oampnet2", "mmnet")
 #: DetNet serves one size: Nr = 4, Nt = 3 here
@@ -39,8 +40,7 @@ def trained(name: str):
     options, nt = (DETNET, (3, 3)) if name == "detnet" else ({}, (2, 3))
     config = TrainConfig(detector=name, options=options, qam=4, nr=4, nt=nt, snr=(5.0, 15.0), steps=20,
                          batch_size=16, lr=3e-2, eval_every=20, val_size=16)
-    trainer = Trainer(config, lambda: zoo.create(config.detector, config.qam, **config.options), progress=False,
-                      log=lambda line: None)
+    trainer = quiet_trainer(config)
     trainer.run()
     return trainer.detector.eval()
 

@@ -12,7 +12,6 @@ packages (:func:`gnnmimo.registry.import_plugins`).
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
