@@ -1,4 +1,4 @@
 """Interchangeable message-passing blocks (see :mod:`gnnmimo.blocks.base`)."""
-from gnnmimo.blocks.base import Block, State
+from gnnmimo.blocks.base import Block, BlockContractError, State
 
-__all__ = ["Block", "State"]
+__all__ = ["Block", "BlockContractError", "State"]

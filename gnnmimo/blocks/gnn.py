@@ -186,8 +186,8 @@ class PairwiseMRFGNN(Block):
     Sizes default to GEPNet's: ``S_u = 8``, message ``(2S_u+2)→64→32→8``,
     GRU 64, readout ``8→64→32→P``.
 
-    :reads: ``obs_mean [N_u, 2]``, ``obs_var [N_u, 2]`` with ``observation``;
-        ``gnn_node [N_u, 2, S_u]`` and ``gnn_state [N_u, 2, G]`` when present
+    :reads: ``obs_mean [N_u, 2]``, ``obs_var [N_u, 2]`` with ``observation``, else nothing.
+    :optional reads: ``gnn_node [N_u, 2, S_u]`` and ``gnn_state [N_u, 2, G]``
         (carried across calls, e.g. EP iterations; first call: ``u⁰`` from
         the node input, ``g = 0``).
     :writes: ``gnn_node``, ``gnn_state``, ``pam_logits [N_u, 2, P]``; with ``refine``
@@ -195,26 +195,28 @@ class PairwiseMRFGNN(Block):
         ``report_pam_logits [N_u, 2, P]``.
     """
 
-    writes = ("gnn_node", "gnn_state", "pam_logits")
+    default_optional_reads = ("gnn_node", "gnn_state")
+    default_writes = ("gnn_node", "gnn_state", "pam_logits")
 
     def __init__(self, qam: QAM | int, rounds: int = 2, observation: bool = False, skip: bool = False,
                  refine: bool = False, report: bool = False, node_channels: int = 8,
                  message_channels: Sequence[int] = (64, 32), message_out: int = 8, gru_channels: int = 64,
                  readout_channels: Sequence[int] = (64, 32)):
-        super().__init__()
         if rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {rounds}")
         if skip and not observation:
             raise ValueError("the observation skip needs observation=True")
         if (refine or report) and not skip:
             raise ValueError("the Gaussian refinement and the report head need skip=True")
+        super().__init__(reads=("obs_mean", "obs_var") if observation else (),
+                         writes=(*self.default_writes, *("obs_log_scale",) * refine,
+                                 *("report_pam_logits",) * report))
         self.qam = qam if isinstance(qam, QAM) else QAM(qam)
-        self.rounds, self.skip, self.refine, self.report = rounds, skip, refine, report
-        self.reads = ("obs_mean", "obs_var") if observation else ()
-        self.writes = (*self.writes, *("obs_log_scale",) * refine, *("report_pam_logits",) * report)
+        self.rounds, self.observation = rounds, observation
+        self.skip, self.refine, self.report = skip, refine, report
         self.embed = nn.Linear(3, node_channels)
         self.messages = MRFMessages(node_channels, 2, message_channels, message_out)
-        self.gru = nn.GRUCell(message_out + len(self.reads), gru_channels)
+        self.gru = nn.GRUCell(message_out + 2 * observation, gru_channels)
         self.node_out = nn.Linear(gru_channels, node_channels)
         self.head_size = len(self.qam.pam) + 2 * refine
         self.readout = mlp(node_channels, *readout_channels, (1 + report) * self.head_size)
@@ -232,8 +234,8 @@ class PairwiseMRFGNN(Block):
             u = self.embed(mrf.node_input)
             g = u.new_zeros(u.shape[0], self.gru.hidden_size)
         extra = []
-        if self.reads:
-            obs_mean, obs_var = (state[key].to(dtype).reshape(-1, 1) for key in self.reads)
+        if self.observation:
+            obs_mean, obs_var = (state[key].to(dtype).reshape(-1, 1) for key in ("obs_mean", "obs_var"))
             obs_var = obs_var.clamp_min(torch.finfo(dtype).tiny)
             extra = [obs_mean, obs_var.log()]
         for _ in range(self.rounds):
@@ -263,5 +265,5 @@ class PairwiseMRFGNN(Block):
         return logits + gaussian_log_probs(mean, var, self.qam.pam_as(logits)), log_scale[:, 0]
 
     def extra_repr(self) -> str:
-        return (f"qam={self.qam.order}, rounds={self.rounds}, observation={bool(self.reads)}, skip={self.skip}, "
-                f"refine={self.refine}, report={self.report}")
+        return (f"qam={self.qam.order}, rounds={self.rounds}, observation={self.observation}, "
+                f"skip={self.skip}, refine={self.refine}, report={self.report}")

@@ -1,0 +1,77 @@
+"""The block contract: declared reads and writes, per-instance key sets."""
+import pytest
+import torch
+
+from gnnmimo.blocks import Block, BlockContractError
+from gnnmimo.blocks.amp import AMPLinear
+from gnnmimo.blocks.ep import EPCavity
+from gnnmimo.blocks.gnn import PairwiseMRFGNN
+from gnnmimo.blocks.mlp import PointwiseMLP
+
+
+class Scale(Block):
+    """``out = 2 · x``, returning what ``returned`` names (to break the contract on purpose)."""
+
+    default_reads = ("x",)
+    default_writes = ("out",)
+
+    def __init__(self, returned=("out",), **keys):
+        super().__init__(**keys)
+        self.returned = returned
+
+    def update(self, graph, state):
+        return {key: 2 * state["x"] for key in self.returned}
+
+
+def test_undeclared_write_raises_naming_the_block_and_key():
+    with pytest.raises(BlockContractError, match=r"Scale.*undeclared \['extra'\]"):
+        Scale(returned=("out", "extra"))(None, {"x": torch.ones(2)})
+
+
+def test_omitted_declared_write_raises_naming_the_block_and_key():
+    with pytest.raises(BlockContractError, match=r"Scale.*omitted \['out'\]"):
+        Scale(returned=())(None, {"x": torch.ones(2)})
+    with pytest.raises(BlockContractError, match=r"Scale.*omitted \['other'\]"):
+        Scale(writes=("out", "other"))(None, {"x": torch.ones(2)})
+
+
+def test_missing_read_raises_naming_the_block_and_the_state():
+    with pytest.raises(KeyError, match=r"Scale reads \['x'\] but the state only has \['y'\]"):
+        Scale()(None, {"y": torch.ones(2)})
+
+
+def test_a_block_returns_a_new_state_with_its_writes():
+    state = {"x": torch.ones(2)}
+    out = Scale()(None, state)
+    assert set(out) == {"x", "out"} and set(state) == {"x"}
+
+
+def test_per_instance_key_sets_leave_the_class_defaults_alone():
+    mlp = PointwiseMLP(4, 3, inputs=("a", "b"), output="c")
+    assert (mlp.reads, mlp.writes) == (("a", "b"), ("c",))
+    assert PointwiseMLP.default_reads == PointwiseMLP.default_writes == ()
+    assert "reads" not in vars(mlp) and "writes" not in vars(mlp)
+    gnn = PairwiseMRFGNN(16, observation=True, skip=True, refine=True)
+    assert gnn.reads == ("obs_mean", "obs_var")
+    assert gnn.writes == ("gnn_node", "gnn_state", "pam_logits", "obs_log_scale")
+    assert PairwiseMRFGNN.default_reads == ()
+    assert PairwiseMRFGNN.default_writes == ("gnn_node", "gnn_state", "pam_logits")
+    assert PairwiseMRFGNN(16).reads == ()
+    scale = Scale(reads=("y",))
+    assert scale.reads == ("y",) and Scale.default_reads == ("x",) and Scale().reads == ("x",)
+
+
+def test_optional_reads_are_declared():
+    assert EPCavity().optional_reads == ("ep_lambda", "ep_gamma")
+    assert AMPLinear().optional_reads == ("antenna_residual", "antenna_var")
+    assert PairwiseMRFGNN(16).optional_reads == ("gnn_node", "gnn_state")
+
+
+def test_key_sets_are_validated_and_cannot_be_class_attributes():
+    with pytest.raises(ValueError, match="repeated"):
+        Scale(writes=("out", "out"))
+    with pytest.raises(ValueError, match="as reads and as optional reads"):
+        Scale(optional_reads=("x",))
+    with pytest.raises(TypeError, match="default_reads"):
+        class Shadowing(Block):  # noqa: F841
+            reads = ("x",)
