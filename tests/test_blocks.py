@@ -1,12 +1,24 @@
-"""The block contract: declared reads and writes, per-instance key sets."""
+"""The block contract: declared reads and writes, per-instance key sets, a read-only graph."""
 import pytest
 import torch
 
+import zoo
 from gnnmimo.blocks import Block, BlockContractError
 from gnnmimo.blocks.amp import AMPLinear
+from gnnmimo.blocks.denoiser import prior_state
 from gnnmimo.blocks.ep import EPCavity
 from gnnmimo.blocks.gnn import PairwiseMRFGNN
 from gnnmimo.blocks.mlp import PointwiseMLP
+from gnnmimo.sampling import MIMOSampler
+
+#: options a registered detector needs, and the fixed Nt of its batch (None: mixed)
+OPTIONS = {"remimo": dict(nr=8), "detnet": dict(nr=8, nt=4)}
+FIXED_NT = {"detnet": 4}
+
+
+def batch(nt=(2, 4), size=3, seed=0):
+    sampler = MIMOSampler(8, nt, 16, snr_db=(5.0, 15.0))
+    return sampler.sample(size, sampler.generator(seed))
 
 
 class Scale(Block):
@@ -75,3 +87,38 @@ def test_key_sets_are_validated_and_cannot_be_class_attributes():
     with pytest.raises(TypeError, match="default_reads"):
         class Shadowing(Block):  # noqa: F841
             reads = ("x",)
+
+
+def structure(graph):
+    return (sorted(graph.node_types), sorted(graph.edge_types), sorted(graph.keys()),
+            [sorted(store.keys()) for store in graph.node_stores],
+            [sorted(store.keys()) for store in graph.edge_stores])
+
+
+@pytest.mark.parametrize("name", zoo.list())
+def test_detectors_leave_the_batch_unchanged(name, one_thread):
+    graph = batch(FIXED_NT.get(name, (2, 4)), size=2)
+    before = structure(graph)
+    with torch.no_grad():
+        zoo.create(name, 16, **OPTIONS.get(name, {}))(graph)
+    assert structure(graph) == before
+
+
+def test_graph_attention_and_gnn_blocks_leave_the_batch_unchanged():
+    graph = batch()
+    before = structure(graph)
+    remimo = zoo.create("remimo", 16, nr=8, blocks=1, d_model=8, attention="graph")
+    with torch.no_grad():
+        remimo(graph)
+        PairwiseMRFGNN(16)(graph, prior_state(graph))
+    assert structure(graph) == before
+
+
+def test_user_edges_match_the_materialised_ones():
+    graph = batch()
+    edge_index, gram = graph.user_edges()
+    assert graph.user_edges()[0] is edge_index                               # memoised
+    graph.add_user_edges()
+    assert torch.equal(graph.user_edges()[0], edge_index) and torch.equal(graph.user_edges()[1], gram)
+    assert graph.user_batch[edge_index[0]].equal(graph.user_batch[edge_index[1]])
+    assert edge_index.shape[1] == int((graph.num_users * (graph.num_users - 1)).sum())

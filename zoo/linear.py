@@ -24,7 +24,7 @@ from torch_geometric.utils import scatter
 from gnnmimo import ops
 from gnnmimo.constellation import QAM
 from gnnmimo.detector import Detector
-from gnnmimo.graph import ANTENNA, INTERFERENCE, DenseView, MIMOGraph
+from gnnmimo.graph import ANTENNA, DenseView, MIMOGraph
 from zoo.registry import register
 
 
@@ -47,9 +47,8 @@ class MatchedFilter(LinearDetector):
     def equalize(self, graph):
         energy = ops.column_energy(graph)
         z = ops.matched_filter(graph, graph[ANTENNA].y) / energy
-        graph.add_user_edges()
-        _, target = graph[INTERFERENCE].edge_index
-        interference = scatter(graph[INTERFERENCE].gram.abs().square(), target, dim=0,
+        (_, target), gram = graph.user_edges()
+        interference = scatter(gram.abs().square(), target, dim=0,
                                dim_size=energy.numel(), reduce="sum")
         nu = (interference + graph.user_noise_var * energy) / energy.square()
         return z, nu

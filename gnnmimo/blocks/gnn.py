@@ -66,7 +66,7 @@ AMP-GNN also needs AMP's Onsager term to see the rescaled observation
 **Real nodes on the user graph.** Component ``k`` is ``Re x_i`` or ``Im x_i``
 of user ``i``: real node ``2i + c`` (``c = 0`` Re, ``1`` Im). With
 ``g = h_iᴴh_j = a + jb`` (the ``gram`` of the complete user graph,
-:meth:`MIMOGraph.add_user_edges`), the real Gram block of users ``i, j`` is
+:meth:`MIMOGraph.user_edges`), the real Gram block of users ``i, j`` is
 ``[[a, −b], [b, a]]`` and ``y^{\mathsf T}h_k`` are the Re/Im parts of
 ``h_iᴴy``; the two components of one user are orthogonal columns
 (``e = 0``), and are joined by an edge too, as in the complete graph. So a
@@ -91,7 +91,7 @@ from gnnmimo.blocks.base import Block, State
 from gnnmimo.blocks.denoiser import gaussian_log_probs
 from gnnmimo.blocks.mlp import mlp
 from gnnmimo.constellation import QAM
-from gnnmimo.graph import ANTENNA, INTERFERENCE, MIMOGraph
+from gnnmimo.graph import ANTENNA, MIMOGraph
 
 #: the four real edges of a user edge j → i: (component c' of j, component c of i) and the
 #: coefficients (of a, of b) of h_kᵀh_l in g = h_iᴴh_j = a + jb
@@ -115,21 +115,20 @@ class RealComponentGraph:
 
 
 def real_component_graph(graph: MIMOGraph, dtype: torch.dtype) -> RealComponentGraph:
-    """The real-component MRF of ``graph`` (adds its user edges if missing), memoised
-    on the batch per dtype (:meth:`MIMOGraph.memoised`)."""
+    """The real-component MRF of ``graph``, memoised on the batch per dtype
+    (:meth:`MIMOGraph.memoised`); the batch itself is left as it is."""
     return graph.memoised(("real_component_graph", dtype), lambda: _build_real_component_graph(graph, dtype))
 
 
 def _build_real_component_graph(graph: MIMOGraph, dtype: torch.dtype) -> RealComponentGraph:
-    graph.add_user_edges()
     num_users = graph.user_batch.numel()
     noise_var = (graph.user_noise_var / 2).to(dtype)                              # σr² per user
     matched = torch.view_as_real(ops.matched_filter(graph, graph[ANTENNA].y)).to(dtype)   # [N_u, 2]
     energy = ops.column_energy(graph).to(dtype)[:, None].expand(-1, 2)
     node_input = torch.stack([matched, -energy, noise_var[:, None].expand(-1, 2)], dim=-1).reshape(-1, 3)
 
-    source, target = graph[INTERFERENCE].edge_index                             # user j → user i
-    gram = torch.view_as_real(graph[INTERFERENCE].gram).to(dtype)                # (a, b), [E_u, 2]
+    (source, target), gram = graph.user_edges()                                 # user j → user i
+    gram = torch.view_as_real(gram).to(dtype)                                    # (a, b), [E_u, 2]
     pairs = torch.tensor(_COMPONENT_PAIRS, device=source.device)
     cross_source = (2 * source[:, None] + pairs[:, 0]).reshape(-1)
     cross_target = (2 * target[:, None] + pairs[:, 1]).reshape(-1)
