@@ -1,14 +1,15 @@
-"""The block contract: declared reads and writes, per-instance key sets, a read-only graph."""
+"""The block contract: declared reads and writes, per-instance key sets, the Chain, a read-only graph."""
 import pytest
 import torch
 
 import zoo
-from gnnmimo.blocks import Block, BlockContractError
+from gnnmimo.blocks import Block, BlockContractError, Chain
 from gnnmimo.blocks.amp import AMPLinear
-from gnnmimo.blocks.denoiser import prior_state
-from gnnmimo.blocks.ep import EPCavity
+from gnnmimo.blocks.denoiser import Denoiser, PAMPosterior, prior_state
+from gnnmimo.blocks.ep import EPCavity, EPUpdate
 from gnnmimo.blocks.gnn import PairwiseMRFGNN
 from gnnmimo.blocks.mlp import PointwiseMLP
+from gnnmimo.blocks.oamp import OAMPLinear
 from gnnmimo.sampling import MIMOSampler
 
 #: options a registered detector needs, and the fixed Nt of its batch (None: mixed)
@@ -87,6 +88,46 @@ def test_key_sets_are_validated_and_cannot_be_class_attributes():
     with pytest.raises(TypeError, match="default_reads"):
         class Shadowing(Block):  # noqa: F841
             reads = ("x",)
+
+
+def test_chain_rejects_a_misordered_pipeline_naming_block_and_key():
+    with pytest.raises(ValueError, match=r"Denoiser \(block 0 of the chain\) reads 'obs_mean'"):
+        Chain(Denoiser(16), AMPLinear(), given=("mean", "var"))
+    with pytest.raises(ValueError, match=r"EPUpdate \(block 1 of the chain\) reads 'mean'"):
+        Chain(EPCavity(), EPUpdate(), Denoiser(16), given=())
+    with pytest.raises(TypeError, match="not a Block"):
+        Chain(AMPLinear(), torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="at least one"):
+        Chain()
+
+
+def test_chain_accepts_a_valid_order_and_derives_its_keys():
+    chain = Chain(EPCavity(), Denoiser(16), EPUpdate(), given=())
+    assert chain.reads == ()
+    assert chain.optional_reads == ("ep_lambda", "ep_gamma")
+    assert set(chain.writes) == {"obs_mean", "obs_var", "ep_lambda", "ep_gamma", "pam_logits", "mean", "var",
+                                 "logits"}
+    assert Chain(Denoiser(16), AMPLinear()).reads == ("obs_mean", "obs_var")   # derived, unchecked
+    graph = batch()
+    cavity, denoiser, update = EPCavity(), Denoiser(16), EPUpdate()
+    state = {}
+    for _ in range(3):
+        by_hand = update(graph, denoiser(graph, cavity(graph, state)))
+        chained = Chain(cavity, denoiser, update)(graph, state)
+        assert by_hand.keys() == chained.keys()
+        assert all(torch.equal(by_hand[key], chained[key]) for key in by_hand)
+        state = by_hand
+
+
+def test_chain_registers_its_blocks_unless_told_not_to():
+    linear, posterior = OAMPLinear(learnable=True), PAMPosterior(16)
+    gnn = PairwiseMRFGNN(16, observation=True, skip=True)
+    owning = Chain(linear, gnn, posterior, given=("mean",))
+    assert len(owning) == 3 and owning[1] is gnn and list(owning) == [linear, gnn, posterior]
+    assert {name.split(".")[0] for name in owning.state_dict()} == {"0", "1"}
+    holder = torch.nn.Module()
+    holder.gnn, holder.chain = gnn, Chain(linear, gnn, posterior, register=False)
+    assert all(name.startswith("gnn.") for name in holder.state_dict())
 
 
 def structure(graph):
