@@ -26,6 +26,8 @@ from gnnmimo.graph import ANTENNA, USER, MIMOGraph
 
 #: energy per real dimension of a unit-energy QAM symbol
 ES = 0.5
+#: the keys of :func:`prior_state` (a chain's ``given=`` when it starts from the prior)
+PRIOR_KEYS = ("mean", "var")
 
 
 def default_eps(dtype: torch.dtype) -> float:
