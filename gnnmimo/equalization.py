@@ -29,7 +29,7 @@ from torch_geometric.utils import scatter
 
 from gnnmimo import ops
 from gnnmimo.constellation import QAM
-from gnnmimo.graph import ANTENNA, INTERFERENCE, DenseView, MIMOGraph
+from gnnmimo.graph import ANTENNA, DenseView, MIMOGraph
 from gnnmimo.linalg import hermitian_inverse
 
 
@@ -46,10 +46,8 @@ def mf_equalize(graph: MIMOGraph) -> tuple[Tensor, Tensor]:
     """Matched filter ``(z, ν)`` (module doc), in the batch's precision."""
     energy = ops.column_energy(graph)
     z = ops.matched_filter(graph, graph[ANTENNA].y) / energy
-    graph.add_user_edges()
-    _, target = graph[INTERFERENCE].edge_index
-    interference = scatter(graph[INTERFERENCE].gram.abs().square(), target, dim=0,
-                           dim_size=energy.numel(), reduce="sum")
+    (_, target), gram = graph.user_edges()
+    interference = scatter(gram.abs().square(), target, dim=0, dim_size=energy.numel(), reduce="sum")
     nu = (interference + graph.user_noise_var * energy) / energy.square()
     return z, nu
 

@@ -8,7 +8,9 @@ One instance ``y = H x + n`` (``H ∈ C^{Nr×Nt}``) is one graph with
 * **bipartite** edges ``antenna a → user i`` (type :data:`CHANNEL`) carrying
   ``h = H_ai`` (the channel the detector sees, ``Ĥ`` under imperfect CSI),
 * on demand, **complete user-graph** edges ``j → i`` for ``i ≠ j`` (type
-  :data:`INTERFERENCE`) carrying ``gram = h_iᴴ h_j``,
+  :data:`INTERFERENCE`) carrying ``gram = h_iᴴ h_j``: computed without
+  touching the batch by :meth:`MIMOGraph.user_edges` (what blocks use), or
+  stored on it by :meth:`MIMOGraph.add_user_edges` (for users' own code),
 * graph-level ``noise_var`` (σ², complex, per antenna), ``snr_db``,
   ``num_users`` and ``num_antennas``, each ``[B]``.
 
@@ -284,16 +286,26 @@ class MIMOGraph(HeteroData):
         return self.users_to_dense(self[USER].label, fill_value)
 
     # ---------------------------------------------------------- user graph
-    def add_user_edges(self) -> "MIMOGraph":
-        """Add the complete user graph (type :data:`INTERFERENCE`) in place.
+    def user_edges(self) -> tuple[Tensor, Tensor]:
+        """The user graph as ``(edge_index [2, E_u], gram [E_u])``, without changing the batch.
 
-        Edges ``j → i`` for all ``i ≠ j`` of an instance, with
-        ``gram = h_iᴴ h_j`` read off the batched dense product ``HᴴH`` (the
-        graph form, :func:`gnnmimo.ops.gram_on_edges`, gives the same numbers
-        and is tested equal, but is slower). Does nothing if already present.
+        The batch's own :data:`INTERFERENCE` edges when it has them (added by
+        :meth:`add_user_edges` or by hand), else the complete user graph:
+        edges ``j → i`` (source ``j``, target ``i``) for all ``i ≠ j`` of an
+        instance, with ``gram = h_iᴴ h_j`` read off the batched dense product
+        ``HᴴH`` (the graph form, :func:`gnnmimo.ops.gram_on_edges`, gives the
+        same numbers and is tested equal, but is slower).
+
+        The complete graph is computed on demand and kept in the batch's
+        private memo (:meth:`memoised`), not in its PyG stores: blocks call
+        this every iteration, and a block must not change the caller's batch
+        (its ``edge_types``, its stores' keys, what it collates or saves to).
         """
         if INTERFERENCE in self.edge_types:
-            return self
+            return self[INTERFERENCE].edge_index, self[INTERFERENCE].gram
+        return self.memoised("user_edges", self._complete_user_graph)
+
+    def _complete_user_graph(self) -> tuple[Tensor, Tensor]:
         H = self.dense().H
         mask = self.user_mask()
         pairs = mask[:, :, None] & mask[:, None, :]
@@ -301,8 +313,18 @@ class MIMOGraph(HeteroData):
         b, i, j = pairs.nonzero(as_tuple=True)
         ptr = self[USER].ptr
         edge_index = torch.stack([ptr[b] + j, ptr[b] + i])  # source j, target i
-        self[INTERFERENCE].edge_index = edge_index
-        self[INTERFERENCE].gram = (H.mH @ H)[b, i, j]
+        return edge_index, (H.mH @ H)[b, i, j]
+
+    def add_user_edges(self) -> "MIMOGraph":
+        """Store the complete user graph (type :data:`INTERFERENCE`, ``edge_index`` and
+        ``gram``, see :meth:`user_edges`) on the batch, in place; returns the batch.
+
+        For code that wants the edges as part of the graph (to inspect, save
+        or run PyG layers on); detectors and blocks use :meth:`user_edges` and
+        never call this. Does nothing if the edges are already present.
+        """
+        if INTERFERENCE not in self.edge_types:
+            self[INTERFERENCE].edge_index, self[INTERFERENCE].gram = self.user_edges()
         return self
 
     # ------------------------------------------------------------------ memo

@@ -10,9 +10,9 @@ large i.i.d. systems and degrades (without NaN) on small or correlated ones.
 """
 from __future__ import annotations
 
+from gnnmimo.blocks import Chain, State
 from gnnmimo.blocks.amp import AMPLinear
-from gnnmimo.blocks.denoiser import Denoiser, prior_state
-from gnnmimo.blocks.base import State
+from gnnmimo.blocks.denoiser import PRIOR_KEYS, Denoiser, prior_state
 from gnnmimo.constellation import QAM
 from gnnmimo.detector import UnrolledDetector
 from gnnmimo.graph import MIMOGraph
@@ -32,9 +32,10 @@ class AMP(UnrolledDetector):
         super().__init__(qam, iterations)
         self.linear = AMPLinear()
         self.denoiser = Denoiser(self.qam)
+        self.chain = Chain(self.linear, self.denoiser, given=PRIOR_KEYS, register=False)
 
     def initial_state(self, graph: MIMOGraph) -> State:
         return prior_state(graph)
 
     def step(self, graph: MIMOGraph, state: State) -> State:
-        return self.denoiser(graph, self.linear(graph, state))
+        return self.chain(graph, state)

@@ -36,14 +36,30 @@ from __future__ import annotations
 
 import torch
 
+from gnnmimo.blocks import Block, Chain, State
 from gnnmimo.blocks.amp import AMPLinear
-from gnnmimo.blocks.base import State
-from gnnmimo.blocks.denoiser import PAMPosterior, ReportedPosterior, prior_state
+from gnnmimo.blocks.denoiser import PRIOR_KEYS, PAMPosterior, ReportedPosterior, prior_state
 from gnnmimo.blocks.gnn import PairwiseMRFGNN
 from gnnmimo.constellation import QAM
 from gnnmimo.detector import UnrolledDetector
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.registry import register
+
+
+class RefinedDivergence(Block):
+    """``var ← v e^{−ν}``, the refined denoiser's divergence ``Σ ∂x̂/∂r``, for AMP's Onsager term
+    (see module doc).
+
+    :reads: ``var [N_u, 2]`` (the posterior variance ``v``), ``obs_log_scale [N_u, 2]`` (``ν``).
+    :writes: ``var``.
+    """
+
+    default_reads = ("var", "obs_log_scale")
+    default_writes = ("var",)
+
+    def update(self, graph: MIMOGraph, state: State) -> State:
+        var = state["var"]
+        return {"var": var * torch.exp(-state["obs_log_scale"].to(var))}
 
 
 @register("ampgnn")
@@ -72,12 +88,13 @@ class AMPGNN(UnrolledDetector):
         self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine, report=report)
         self.posterior = PAMPosterior(self.qam)
         self.report = ReportedPosterior(self.qam) if report else None
+        self.onsager = RefinedDivergence() if divergence else None
+        blocks = (self.linear, self.gnn, self.posterior, self.onsager, self.report)
+        self.chain = Chain(*(block for block in blocks if block is not None), given=PRIOR_KEYS,
+                           register=False)
 
     def initial_state(self, graph: MIMOGraph) -> State:
         return prior_state(graph)
 
     def step(self, graph: MIMOGraph, state: State) -> State:
-        posterior = self.posterior(graph, self.gnn(graph, self.linear(graph, state)))
-        if self.divergence:
-            posterior["var"] = posterior["var"] * torch.exp(-posterior["obs_log_scale"].to(posterior["var"]))
-        return posterior if self.report is None else self.report(graph, posterior)
+        return self.chain(graph, state)

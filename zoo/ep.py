@@ -11,9 +11,9 @@ on the old value, ``ε = 1e-13`` in float64 (``double=True``).
 """
 from __future__ import annotations
 
+from gnnmimo.blocks import Chain, State
 from gnnmimo.blocks.denoiser import Denoiser
 from gnnmimo.blocks.ep import EPCavity, EPUpdate
-from gnnmimo.blocks.base import State
 from gnnmimo.constellation import QAM
 from gnnmimo.detector import UnrolledDetector
 from gnnmimo.graph import MIMOGraph
@@ -40,7 +40,8 @@ class EP(UnrolledDetector):
         self.cavity = EPCavity(eps=eps, double=double)
         self.denoiser = Denoiser(self.qam, eps=eps)
         self.site_update = EPUpdate(damping)
+        # the site update leaves the tilted posterior's logits in the state
+        self.chain = Chain(self.cavity, self.denoiser, self.site_update, given=(), register=False)
 
     def step(self, graph: MIMOGraph, state: State) -> State:
-        # the site update leaves the tilted posterior's logits in the state
-        return self.site_update(graph, self.denoiser(graph, self.cavity(graph, state)))
+        return self.chain(graph, state)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from gnnmimo.blocks.base import State
+from gnnmimo.blocks import Block, Chain, State
 from gnnmimo.blocks.denoiser import PAMPosterior
 from gnnmimo.blocks.ep import EPCavity, EPUpdate
 from gnnmimo.blocks.mlp import PointwiseMLP
@@ -33,6 +33,21 @@ from gnnmimo.registry import register
 
 #: the cavity keys appended to each user's token
 CAVITY = ("obs_mean", "obs_var")
+
+
+class CavityAsHidden(Block):
+    """The cavity moments in the dtype of ``hidden``: the cavity may run in float64, the transformer
+    in its parameters' dtype.
+
+    :reads: ``hidden [N_u, d_s]``, ``obs_mean [N_u, 2]``, ``obs_var [N_u, 2]``.
+    :writes: ``obs_mean``, ``obs_var``.
+    """
+
+    default_reads = ("hidden", *CAVITY)
+    default_writes = CAVITY
+
+    def update(self, graph: MIMOGraph, state: State) -> State:
+        return {key: state[key].to(state["hidden"].dtype) for key in CAVITY}
 
 
 @register("ep-transformer")
@@ -58,6 +73,9 @@ class EPTransformer(UnrolledDetector):
         self.readout = PointwiseMLP(d_model, 2 * len(self.qam.pam), inputs=("hidden",), output="pam_logits")
         self.posterior = PAMPosterior(self.qam)
         self.site_update = EPUpdate(damping)
+        self.to_hidden_dtype = CavityAsHidden()
+        self.chain = Chain(self.cavity, self.to_hidden_dtype, self.encoder, self.readout, self.posterior,
+                           self.site_update, given=("hidden",), register=False)
 
     def initial_state(self, graph: MIMOGraph) -> State:
         dtype = next(self.parameters()).dtype
@@ -65,7 +83,4 @@ class EPTransformer(UnrolledDetector):
                                       device=graph.user_batch.device)}
 
     def step(self, graph: MIMOGraph, state: State) -> State:
-        state = self.cavity(graph, state)
-        state = {**state, **{key: state[key].to(state["hidden"].dtype) for key in CAVITY}}
-        tilted = self.posterior(graph, self.readout(graph, self.encoder(graph, state)))
-        return self.site_update(graph, tilted)
+        return self.chain(graph, state)

@@ -27,7 +27,7 @@ on 8×8 16-QAM (21.9 vs 21.3 dB, measured), a gap the GNN first has to close.
 """
 from __future__ import annotations
 
-from gnnmimo.blocks.base import State
+from gnnmimo.blocks import Chain, State
 from gnnmimo.blocks.denoiser import PAMPosterior, ReportedPosterior
 from gnnmimo.blocks.ep import EPCavity, EPUpdate
 from gnnmimo.blocks.gnn import PairwiseMRFGNN
@@ -64,9 +64,8 @@ class EPGNN(UnrolledDetector):
         self.posterior = PAMPosterior(self.qam)
         self.report = ReportedPosterior(self.qam) if report else None
         self.site_update = EPUpdate(damping)
+        blocks = (self.cavity, self.gnn, self.posterior, self.report, self.site_update)
+        self.chain = Chain(*(block for block in blocks if block is not None), given=(), register=False)
 
     def step(self, graph: MIMOGraph, state: State) -> State:
-        tilted = self.posterior(graph, self.gnn(graph, self.cavity(graph, state)))
-        if self.report is not None:
-            tilted = self.report(graph, tilted)
-        return self.site_update(graph, tilted)
+        return self.chain(graph, state)

@@ -14,7 +14,7 @@ GEPNet's ``8→64→32→P``. No extra inputs: the GNN sees only ``yᵀh_k``,
 """
 from __future__ import annotations
 
-from gnnmimo.blocks.base import State
+from gnnmimo.blocks import Chain, State
 from gnnmimo.blocks.denoiser import PAMPosterior
 from gnnmimo.blocks.gnn import PairwiseMRFGNN
 from gnnmimo.constellation import QAM
@@ -36,6 +36,7 @@ class GNNDetector(UnrolledDetector):
         super().__init__(qam, iterations)
         self.gnn = PairwiseMRFGNN(self.qam, rounds=1, message_channels=(128, 64), gru_channels=128)
         self.posterior = PAMPosterior(self.qam)
+        self.chain = Chain(self.gnn, self.posterior, given=(), register=False)
 
     def step(self, graph: MIMOGraph, state: State) -> State:
-        return self.posterior(graph, self.gnn(graph, state))
+        return self.chain(graph, state)

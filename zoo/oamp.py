@@ -10,9 +10,9 @@ step is re-estimated from the residual, not propagated from the denoiser).
 """
 from __future__ import annotations
 
-from gnnmimo.blocks.denoiser import Denoiser, prior_state
+from gnnmimo.blocks import Chain, State
+from gnnmimo.blocks.denoiser import PRIOR_KEYS, Denoiser, prior_state
 from gnnmimo.blocks.oamp import OAMPLinear
-from gnnmimo.blocks.base import State
 from gnnmimo.constellation import QAM
 from gnnmimo.detector import UnrolledDetector
 from gnnmimo.graph import MIMOGraph
@@ -33,9 +33,10 @@ class OAMP(UnrolledDetector):
         super().__init__(qam, iterations)
         self.linear = OAMPLinear(double=double)
         self.denoiser = Denoiser(self.qam)
+        self.chain = Chain(self.linear, self.denoiser, given=PRIOR_KEYS, register=False)
 
     def initial_state(self, graph: MIMOGraph) -> State:
         return prior_state(graph)
 
     def step(self, graph: MIMOGraph, state: State) -> State:
-        return self.denoiser(graph, self.linear(graph, state))
+        return self.chain(graph, state)

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from gnnmimo.blocks.base import State
-from gnnmimo.blocks.denoiser import PAMPosterior, prior_state
+from gnnmimo.blocks import Chain, State
+from gnnmimo.blocks.denoiser import PRIOR_KEYS, PAMPosterior, prior_state
 from gnnmimo.blocks.gnn import PairwiseMRFGNN
 from gnnmimo.blocks.oamp import OAMPLinear
 from gnnmimo.constellation import QAM
@@ -46,9 +46,11 @@ class OAMPGNN(UnfoldedDetector):
         self.linear = nn.ModuleList(OAMPLinear(learnable=True, double=double) for _ in range(iterations))
         self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip)
         self.posterior = PAMPosterior(self.qam)
+        self.chains = nn.ModuleList(Chain(linear, self.gnn, self.posterior, given=PRIOR_KEYS, register=False)
+                                    for linear in self.linear)
 
     def initial_state(self, graph: MIMOGraph) -> State:
         return prior_state(graph)
 
     def layer(self, graph: MIMOGraph, state: State, t: int) -> State:
-        return self.posterior(graph, self.gnn(graph, self.linear[t](graph, state)))
+        return self.chains[t](graph, state)

@@ -72,8 +72,8 @@ class MeanCorrection(Block):
     :writes: ``mean [N_u, 2]``.
     """
 
-    reads = ("mean", "obs_mean")
-    writes = ("mean",)
+    default_reads = ("mean", "obs_mean")
+    default_writes = ("mean",)
 
     def __init__(self, phi: float = 1.0, xi: float = 0.0):
         super().__init__()

@@ -93,9 +93,9 @@ def squared_channel(graph: MIMOGraph, w: Tensor, to: str) -> Tensor:
 class AMPLinear(Block):
     r"""The AMP linear step on the bipartite graph (see module doc for the maths).
 
-    :reads: ``mean [N_u, 2]`` (``x̂``), ``var [N_u, 2]`` (``v``); optionally
-        ``antenna_residual [N_a, 2]`` (``y_a − Z_a`` of the previous step) and
-        ``antenna_var [N_a, 2]`` (``V_a`` of the previous step).
+    :reads: ``mean [N_u, 2]`` (``x̂``), ``var [N_u, 2]`` (``v``).
+    :optional reads: ``antenna_residual [N_a, 2]`` (``y_a − Z_a`` of the previous step) and
+        ``antenna_var [N_a, 2]`` (``V_a`` of the previous step); absent at the first step.
     :writes: ``obs_mean [N_u, 2]`` (``r_i``), ``obs_var [N_u, 2]`` (``Σ_i``),
         ``antenna_residual [N_a, 2]``, ``antenna_var [N_a, 2]``.
 
@@ -105,8 +105,9 @@ class AMPLinear(Block):
     producing NaN.
     """
 
-    reads = ("mean", "var")
-    writes = ("obs_mean", "obs_var", "antenna_residual", "antenna_var")
+    default_reads = ("mean", "var")
+    default_optional_reads = ("antenna_residual", "antenna_var")
+    default_writes = ("obs_mean", "obs_var", "antenna_residual", "antenna_var")
 
     def update(self, graph: MIMOGraph, state: State) -> State:
         y = as_pairs(graph[ANTENNA].y)

@@ -14,8 +14,8 @@ differ: ``W^q_h, W^k_h, W^v_h ∈ R^{d_k × d_φ}`` with ``d_k = ⌈d_φ/H⌉`` 
 default, ``W^o ∈ R^{d_s × H d_k}`` (all with biases).
 
 * :class:`GraphSelfAttention` is a PyG ``MessagePassing`` over the complete
-  user graph (the batch's :data:`~gnnmimo.graph.INTERFERENCE` edges plus a
-  self-loop per user); the softmax runs over the incoming edges of each user
+  user graph (:meth:`~gnnmimo.graph.MIMOGraph.user_edges` plus a self-loop
+  per user); the softmax runs over the incoming edges of each user
   (:func:`torch_geometric.utils.softmax`). It costs ``O(Σ_b Nt_b²)`` edges.
 * :class:`DenseSelfAttention` pads the users to ``[B, Nt_max]``
   (``to_dense_batch``) and masks padded keys: batched matrix products, the
@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import add_self_loops, softmax
 
-from gnnmimo.graph import INTERFERENCE, USER, MIMOGraph
+from gnnmimo.graph import USER, MIMOGraph
 
 
 class _Projections:
@@ -71,7 +71,7 @@ class GraphSelfAttention(_Projections, MessagePassing):
         heads: ``H``.
         head_channels: ``d_k = d_v``; default ``⌈d_φ / H⌉``.
 
-    :input: ``graph`` (the user edges are added on demand), ``x [N_u, d_φ]``.
+    :input: ``graph`` (its user edges come from :meth:`MIMOGraph.user_edges`), ``x [N_u, d_φ]``.
     :output: ``(out [N_u, d_s], attention [N_u, H, Nt_max])``.
     """
 
@@ -82,7 +82,7 @@ class GraphSelfAttention(_Projections, MessagePassing):
 
     def forward(self, graph: MIMOGraph, x: Tensor) -> tuple[Tensor, Tensor]:
         num_users = graph[USER].num_nodes
-        edge_index, _ = add_self_loops(graph.add_user_edges()[INTERFERENCE].edge_index, num_nodes=num_users)
+        edge_index, _ = add_self_loops(graph.user_edges()[0], num_nodes=num_users)
         query, key, value = self._split(x)
         out = self.propagate(edge_index, query=query, key=key, value=value, size=(num_users, num_users))
         alpha, self._alpha = self._alpha, None

@@ -26,6 +26,8 @@ from gnnmimo.graph import ANTENNA, USER, MIMOGraph
 
 #: energy per real dimension of a unit-energy QAM symbol
 ES = 0.5
+#: the keys of :func:`prior_state` (a chain's ``given=`` when it starts from the prior)
+PRIOR_KEYS = ("mean", "var")
 
 
 def default_eps(dtype: torch.dtype) -> float:
@@ -109,8 +111,8 @@ class PAMPosterior(Block):
         ``logits [N_u, M]``.
     """
 
-    reads = ("pam_logits",)
-    writes = ("pam_logits", "mean", "var", "logits")
+    default_reads = ("pam_logits",)
+    default_writes = ("pam_logits", "mean", "var", "logits")
 
     def __init__(self, qam: QAM | int, eps: float | None = None):
         super().__init__()
@@ -138,8 +140,8 @@ class ReportedPosterior(Block):
     :writes: ``logits [N_u, M]``.
     """
 
-    reads = ("report_pam_logits",)
-    writes = ("logits",)
+    default_reads = ("report_pam_logits",)
+    default_writes = ("logits",)
 
     def __init__(self, qam: QAM | int):
         super().__init__()
@@ -163,7 +165,7 @@ class Denoiser(PAMPosterior):
         ``logits [N_u, M]``.
     """
 
-    reads = ("obs_mean", "obs_var")
+    default_reads = ("obs_mean", "obs_var")
 
     def update(self, graph: MIMOGraph, state: State) -> State:
         obs_mean = state["obs_mean"]

@@ -79,8 +79,8 @@ class Embedding(Block):
     :writes: ``hidden`` ``[N_u, d_s]``.
     """
 
-    reads = ("residual", "channel", "noise")
-    writes = ("hidden",)
+    default_reads = ("residual", "channel", "noise")
+    default_writes = ("hidden",)
 
     def __init__(self, nr: int, d_model: int, te_dim: int | None = None):
         super().__init__()

@@ -88,13 +88,15 @@ class EPCavity(Block):
             1e-13 in float64).
         double: compute in float64 whatever the batch precision.
 
-    :reads: ``ep_lambda [N_u, 2]``, ``ep_gamma [N_u, 2]`` (optional: prior
+    :reads: nothing.
+    :optional reads: ``ep_lambda [N_u, 2]``, ``ep_gamma [N_u, 2]`` (the prior
         ``1/Es, 0`` when absent).
     :writes: ``obs_mean [N_u, 2]`` (``t_i``), ``obs_var [N_u, 2]`` (``h_i²``),
         ``ep_lambda``, ``ep_gamma`` (unchanged, or initialised).
     """
 
-    writes = ("obs_mean", "obs_var", "ep_lambda", "ep_gamma")
+    default_optional_reads = ("ep_lambda", "ep_gamma")
+    default_writes = ("obs_mean", "obs_var", "ep_lambda", "ep_gamma")
 
     def __init__(self, eps: float | None = None, double: bool = True):
         super().__init__()
@@ -135,8 +137,8 @@ class EPUpdate(Block):
     :writes: ``ep_lambda``, ``ep_gamma``.
     """
 
-    reads = ("mean", "var", "obs_mean", "obs_var", "ep_lambda", "ep_gamma")
-    writes = ("ep_lambda", "ep_gamma")
+    default_reads = ("mean", "var", "obs_mean", "obs_var", "ep_lambda", "ep_gamma")
+    default_writes = ("ep_lambda", "ep_gamma")
 
     def __init__(self, damping: float = 0.9):
         super().__init__()

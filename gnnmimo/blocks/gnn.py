@@ -66,7 +66,7 @@ AMP-GNN also needs AMP's Onsager term to see the rescaled observation
 **Real nodes on the user graph.** Component ``k`` is ``Re x_i`` or ``Im x_i``
 of user ``i``: real node ``2i + c`` (``c = 0`` Re, ``1`` Im). With
 ``g = h_iᴴh_j = a + jb`` (the ``gram`` of the complete user graph,
-:meth:`MIMOGraph.add_user_edges`), the real Gram block of users ``i, j`` is
+:meth:`MIMOGraph.user_edges`), the real Gram block of users ``i, j`` is
 ``[[a, −b], [b, a]]`` and ``y^{\mathsf T}h_k`` are the Re/Im parts of
 ``h_iᴴy``; the two components of one user are orthogonal columns
 (``e = 0``), and are joined by an edge too, as in the complete graph. So a
@@ -91,7 +91,7 @@ from gnnmimo.blocks.base import Block, State
 from gnnmimo.blocks.denoiser import gaussian_log_probs
 from gnnmimo.blocks.mlp import mlp
 from gnnmimo.constellation import QAM
-from gnnmimo.graph import ANTENNA, INTERFERENCE, MIMOGraph
+from gnnmimo.graph import ANTENNA, MIMOGraph
 
 #: the four real edges of a user edge j → i: (component c' of j, component c of i) and the
 #: coefficients (of a, of b) of h_kᵀh_l in g = h_iᴴh_j = a + jb
@@ -115,21 +115,20 @@ class RealComponentGraph:
 
 
 def real_component_graph(graph: MIMOGraph, dtype: torch.dtype) -> RealComponentGraph:
-    """The real-component MRF of ``graph`` (adds its user edges if missing), memoised
-    on the batch per dtype (:meth:`MIMOGraph.memoised`)."""
+    """The real-component MRF of ``graph``, memoised on the batch per dtype
+    (:meth:`MIMOGraph.memoised`); the batch itself is left as it is."""
     return graph.memoised(("real_component_graph", dtype), lambda: _build_real_component_graph(graph, dtype))
 
 
 def _build_real_component_graph(graph: MIMOGraph, dtype: torch.dtype) -> RealComponentGraph:
-    graph.add_user_edges()
     num_users = graph.user_batch.numel()
     noise_var = (graph.user_noise_var / 2).to(dtype)                              # σr² per user
     matched = torch.view_as_real(ops.matched_filter(graph, graph[ANTENNA].y)).to(dtype)   # [N_u, 2]
     energy = ops.column_energy(graph).to(dtype)[:, None].expand(-1, 2)
     node_input = torch.stack([matched, -energy, noise_var[:, None].expand(-1, 2)], dim=-1).reshape(-1, 3)
 
-    source, target = graph[INTERFERENCE].edge_index                             # user j → user i
-    gram = torch.view_as_real(graph[INTERFERENCE].gram).to(dtype)                # (a, b), [E_u, 2]
+    (source, target), gram = graph.user_edges()                                 # user j → user i
+    gram = torch.view_as_real(gram).to(dtype)                                    # (a, b), [E_u, 2]
     pairs = torch.tensor(_COMPONENT_PAIRS, device=source.device)
     cross_source = (2 * source[:, None] + pairs[:, 0]).reshape(-1)
     cross_target = (2 * target[:, None] + pairs[:, 1]).reshape(-1)
@@ -186,8 +185,8 @@ class PairwiseMRFGNN(Block):
     Sizes default to GEPNet's: ``S_u = 8``, message ``(2S_u+2)→64→32→8``,
     GRU 64, readout ``8→64→32→P``.
 
-    :reads: ``obs_mean [N_u, 2]``, ``obs_var [N_u, 2]`` with ``observation``;
-        ``gnn_node [N_u, 2, S_u]`` and ``gnn_state [N_u, 2, G]`` when present
+    :reads: ``obs_mean [N_u, 2]``, ``obs_var [N_u, 2]`` with ``observation``, else nothing.
+    :optional reads: ``gnn_node [N_u, 2, S_u]`` and ``gnn_state [N_u, 2, G]``
         (carried across calls, e.g. EP iterations; first call: ``u⁰`` from
         the node input, ``g = 0``).
     :writes: ``gnn_node``, ``gnn_state``, ``pam_logits [N_u, 2, P]``; with ``refine``
@@ -195,26 +194,28 @@ class PairwiseMRFGNN(Block):
         ``report_pam_logits [N_u, 2, P]``.
     """
 
-    writes = ("gnn_node", "gnn_state", "pam_logits")
+    default_optional_reads = ("gnn_node", "gnn_state")
+    default_writes = ("gnn_node", "gnn_state", "pam_logits")
 
     def __init__(self, qam: QAM | int, rounds: int = 2, observation: bool = False, skip: bool = False,
                  refine: bool = False, report: bool = False, node_channels: int = 8,
                  message_channels: Sequence[int] = (64, 32), message_out: int = 8, gru_channels: int = 64,
                  readout_channels: Sequence[int] = (64, 32)):
-        super().__init__()
         if rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {rounds}")
         if skip and not observation:
             raise ValueError("the observation skip needs observation=True")
         if (refine or report) and not skip:
             raise ValueError("the Gaussian refinement and the report head need skip=True")
+        super().__init__(reads=("obs_mean", "obs_var") if observation else (),
+                         writes=(*self.default_writes, *("obs_log_scale",) * refine,
+                                 *("report_pam_logits",) * report))
         self.qam = qam if isinstance(qam, QAM) else QAM(qam)
-        self.rounds, self.skip, self.refine, self.report = rounds, skip, refine, report
-        self.reads = ("obs_mean", "obs_var") if observation else ()
-        self.writes = (*self.writes, *("obs_log_scale",) * refine, *("report_pam_logits",) * report)
+        self.rounds, self.observation = rounds, observation
+        self.skip, self.refine, self.report = skip, refine, report
         self.embed = nn.Linear(3, node_channels)
         self.messages = MRFMessages(node_channels, 2, message_channels, message_out)
-        self.gru = nn.GRUCell(message_out + len(self.reads), gru_channels)
+        self.gru = nn.GRUCell(message_out + 2 * observation, gru_channels)
         self.node_out = nn.Linear(gru_channels, node_channels)
         self.head_size = len(self.qam.pam) + 2 * refine
         self.readout = mlp(node_channels, *readout_channels, (1 + report) * self.head_size)
@@ -232,8 +233,8 @@ class PairwiseMRFGNN(Block):
             u = self.embed(mrf.node_input)
             g = u.new_zeros(u.shape[0], self.gru.hidden_size)
         extra = []
-        if self.reads:
-            obs_mean, obs_var = (state[key].to(dtype).reshape(-1, 1) for key in self.reads)
+        if self.observation:
+            obs_mean, obs_var = (state[key].to(dtype).reshape(-1, 1) for key in ("obs_mean", "obs_var"))
             obs_var = obs_var.clamp_min(torch.finfo(dtype).tiny)
             extra = [obs_mean, obs_var.log()]
         for _ in range(self.rounds):
@@ -263,5 +264,5 @@ class PairwiseMRFGNN(Block):
         return logits + gaussian_log_probs(mean, var, self.qam.pam_as(logits)), log_scale[:, 0]
 
     def extra_repr(self) -> str:
-        return (f"qam={self.qam.order}, rounds={self.rounds}, observation={bool(self.reads)}, skip={self.skip}, "
-                f"refine={self.refine}, report={self.report}")
+        return (f"qam={self.qam.order}, rounds={self.rounds}, observation={self.observation}, "
+                f"skip={self.skip}, refine={self.refine}, report={self.report}")

@@ -88,6 +88,7 @@ class LikelihoodFeatures(Block):
 
     :reads: ``logits`` ``[N_u, M]`` — the previous prediction ``x̂_i`` (zeros
         before the first one: uniform probabilities, ``z = 0``, ``δy = y``).
+    :optional reads: ``channel``, ``noise`` (passed through when both are present).
     :writes:
         * ``mean`` ``[N_u, 2]`` — the soft symbol ``z_i`` (eq. 18) as ``(Re, Im)``;
         * ``residual`` ``[N_u, 2Nr]`` — ``[Re δy; Im δy] / √(2Nt)`` of the user's
@@ -100,8 +101,9 @@ class LikelihoodFeatures(Block):
     computed once and passed through when the state already holds them.
     """
 
-    reads = ("logits",)
-    writes = ("mean", "residual", "channel", "noise", "obs_mean")
+    default_reads = ("logits",)
+    default_optional_reads = ("channel", "noise")
+    default_writes = ("mean", "residual", "channel", "noise", "obs_mean")
 
     def __init__(self, qam: QAM | int):
         super().__init__()

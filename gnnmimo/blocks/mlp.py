@@ -46,17 +46,17 @@ class PointwiseMLP(Block):
             default RE-MIMO's ``ψ`` (eq. 23).
         output: the state key written; default ``"logits"``.
 
-    :reads: ``inputs`` (each ``[N_u, ·]``).
+    :reads: ``inputs`` (each ``[N_u, ·]``), in this order (per instance, see
+        :mod:`gnnmimo.blocks.base`).
     :writes: ``output`` ``[N_u, out_channels]``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: Sequence[int] | None = None,
                  inputs: Sequence[str] = ("hidden", "logits", "residual", "channel", "noise"),
                  output: str = "logits"):
-        super().__init__()
+        super().__init__(reads=inputs, writes=(output,))
         if hidden_channels is None:
             hidden_channels = (-(-in_channels // 2), -(-in_channels // 4))
-        self.reads, self.writes = tuple(inputs), (output,)
         self.in_channels = in_channels
         self.net = mlp(in_channels, *hidden_channels, out_channels)
 

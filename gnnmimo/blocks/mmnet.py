@@ -57,8 +57,8 @@ class MMNetLinear(Block):
     :writes: ``obs_mean [N_u, 2]`` (``z_t``), ``obs_var [N_u, 2]`` (``τ_t² / θ2_t``).
     """
 
-    reads = ("mean",)
-    writes = ("obs_mean", "obs_var")
+    default_reads = ("mean",)
+    default_writes = ("obs_mean", "obs_var")
 
     def __init__(self, theta1: float = 1.0, theta2: float = 1.0, eps: float = 1e-10, double: bool = False):
         super().__init__()

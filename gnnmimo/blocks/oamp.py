@@ -105,8 +105,8 @@ class OAMPLinear(Block):
     :writes: ``obs_mean [N_u, 2]`` (``r_t``), ``obs_var [N_u, 2]`` (``τ_t²``).
     """
 
-    reads = ("mean",)
-    writes = ("obs_mean", "obs_var")
+    default_reads = ("mean",)
+    default_writes = ("obs_mean", "obs_var")
 
     def __init__(self, gamma: float | Tensor = 1.0, theta: float | Tensor = 1.0,
                  learnable: bool = False, eps: float = 1e-10, double: bool = False):

@@ -45,20 +45,19 @@ class TransformerEncoderLayer(Block):
         inputs: the state keys forming ``φ`` (in this order); the first must be
             ``hidden``, the residual branch. Default RE-MIMO's eq. 22.
 
-    :reads: ``inputs``.
+    :reads: ``inputs``, in this order (per instance, see :mod:`gnnmimo.blocks.base`).
     :writes: ``hidden`` ``[N_u, d_s]`` and ``attention`` ``[N_u, H, Nt_max]``
         (the weights ``α_ij`` of each head, for inspection).
     """
 
-    writes = ("hidden", "attention")
+    default_writes = ("hidden", "attention")
 
     def __init__(self, in_channels: int, d_model: int, heads: int, ffn_channels: int | None = None,
                  attention: str = "dense",
                  inputs: Sequence[str] = ("hidden", "logits", "residual", "channel")):
-        super().__init__()
         if not inputs or inputs[0] != "hidden":
             raise ValueError(f"the first input must be 'hidden' (the residual branch), got {tuple(inputs)}")
-        self.reads = tuple(inputs)
+        super().__init__(reads=inputs)
         self.in_channels = in_channels
         self.attention = self_attention(attention, in_channels, d_model, heads)
         self.norm1 = nn.LayerNorm(d_model)
