@@ -1,6 +1,6 @@
 r"""Semidefinite relaxation (SDR) of ML detection, solved per instance with cvxpy.
 
-Real-valued model (design notes §2), ``n = 2 Nt`` unknowns from the √M-PAM
+Real-valued model (docs/conventions.md §6), ``n = 2 Nt`` unknowns from the √M-PAM
 alphabet ``A``, ``G = H_rᵀ H_r``, ``c = H_rᵀ y_r``. ML minimises
 ``xᵀ G x − 2 cᵀ x``; lifting ``S = x xᵀ`` and relaxing the rank gives the
 bound-constrained SDR (Ma, Su, Jaldén, Chang, Chi 2009, "The equivalence of
