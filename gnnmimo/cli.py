@@ -215,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command. Subnormal floats (the probabilities of far constellation points, tiny
-    variances) are flushed to zero meanwhile: on CPU they slow training and detection by
-    1.5–2.5× (measured on AMP-GNN) and carry no information."""
+    variances) are flushed to zero meanwhile: on CPU they slow training and detection
+    markedly (docs/training.md §6) and carry no information."""
     args = build_parser().parse_args(argv)
     torch.set_flush_denormal(True)
     try:

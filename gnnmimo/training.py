@@ -14,14 +14,11 @@ the last iteration (``"last"``). ``loss="soft-ser"`` replaces the
 cross-entropy by the soft symbol error ``1 − p(x_i^m | y)``: bounded, it
 saturates on hopeless errors and, unlike a proper scoring rule, does not
 reward hedging, which in an iterative detector feeds back into the
-iteration (measured on EP-GNN: the cross-entropy fell while the SER rose;
-on the soft SER both fell). Nor does it penalise over-confidence. Two of four
-soft-SER runs of the GNN detectors collapsed within 400 steps. Their Gaussian
-correction turned into a constant shrink of the variance, where the loss is
-flat, and training never left it. ``ce_weight = λ > 0`` adds ``λ·CE`` to the
+iteration. Nor does it penalise over-confidence, so a run can settle where
+the loss is flat. ``ce_weight = λ > 0`` adds ``λ·CE`` to the
 soft SER, a proper term that keeps a gradient on over-confident errors (the
-shipped AMP-GNN and EP-GNNs used λ = 0.1; none of the five runs with it
-collapsed). Keep ``OUT_STEM.best.pt`` (below) from such runs. A detector
+runs behind this, and the λ of the shipped models: docs/training.md §2).
+Keep ``OUT_STEM.best.pt`` (below) from such runs. A detector
 with its own objective defines ``loss(graph) -> Tensor`` and is trained on
 that instead.
 

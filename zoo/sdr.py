@@ -25,10 +25,9 @@ fixed seed per instance, so results do not depend on batch composition.
 
 **Speed.** One cvxpy solve per instance (a Python loop over instances: this
 is a reference implementation). One problem per ``(Nt, Nr)`` shape is built
-with cvxpy parameters and re-solved, which avoids recompilation. Measured
-with CLARABEL on a shared 2-core CPU: about 150 instances/s at 8×4 16-QAM
-(``benchmarks/vs_sionna.py`` prints it), i.e. 10–100× slower than the
-vectorised sphere decoder at that size.
+with cvxpy parameters and re-solved, which avoids recompilation. It is far
+slower than the vectorised sphere decoder (docs/baselines.md;
+``benchmarks/vs_sionna.py`` prints the rate).
 
 Needs the optional dependency cvxpy: ``pip install gnnmimo[sdr]``.
 """
