@@ -13,7 +13,7 @@ or the soft symbol error ``1 − p(x_i^m | y)`` (``"soft-ser"``), optionally
 plus ``λ·CE`` (``ce_weight``). The soft SER is bounded: it saturates on
 hopeless errors and does not reward hedging, which in an iterative detector
 feeds back into the iteration; it does not penalise over-confidence either,
-which the cross-entropy term restores (docs/training.md has the runs that
+which the cross-entropy term restores (docs/training.md §2 has the runs that
 motivated both). :func:`symbol_mse_loss` is the squared-error objective of
 the unfolded detectors; :func:`training_loss` picks a detector's own
 objective (:meth:`Detector.loss <gnnmimo.detector.Detector.loss>`) when it

@@ -48,7 +48,7 @@ class MIMOSampler:
         nr: receive antennas, ``16`` or a range ``(12, 16)`` (uniform per instance).
         nt: users, ``4`` or a range ``(4, 8)``.
         qam: constellation order or :class:`QAM`.
-        snr_db: per-instance SNR in dB (design notes §2), a value or a range
+        snr_db: per-instance SNR in dB (docs/conventions.md §3), a value or a range
             ``(low, high)`` drawn uniformly per instance.
         channel: the :class:`ChannelModel`.
         nt_distribution: ``"uniform"`` or ``"triangular"`` (mode at the upper end).

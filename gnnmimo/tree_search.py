@@ -1,6 +1,6 @@
 r"""Real-valued triangular models and tree searches (K-best, sphere decoding).
 
-Tree-search detectors work on the real-valued equivalent of design notes §2:
+Tree-search detectors work on the real-valued equivalent of docs/conventions.md §6:
 ``n = 2 Nt_max`` real unknowns, each from the √M-PAM alphabet ``A``
 (:attr:`QAM.pam`, ``P = √M`` values). A QR decomposition of the permuted
 real channel, ``H_r Π = Q R`` (``R`` upper triangular ``[n, n]``), turns the

@@ -12,7 +12,7 @@ from gnnmimo.sampling import MIMOSampler
 
 
 def dense_amp_reference(H, y, noise_var, pam, iterations):
-    """Real GAMP of algorithms.md on one unpadded real system ``H [m, n]``, ``y [m]`` (float64).
+    """Real GAMP (Jeon et al., ISIT 2015) on one unpadded real system ``H [m, n]``, ``y [m]`` (float64).
 
     Returns the observations ``(r, Σ)`` ``[n]`` of every iteration.
     """

@@ -1,4 +1,4 @@
-"""Channel laws (design notes §2): power, Kronecker correlation, ρ law, CSI error, padding."""
+"""Channel laws (docs/conventions.md §2): power, Kronecker correlation, ρ law, CSI error, padding."""
 import numpy as np
 import pytest
 import torch

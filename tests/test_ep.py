@@ -16,7 +16,7 @@ from helpers import sionna_module
 
 #: two-sided confidence of a ±4σ Gaussian interval
 FOUR_SIGMA = math.erf(4 / math.sqrt(2))
-#: symbols behind each published point (published-results.md)
+#: symbols behind each published point (docs/published-results.md)
 PUBLISHED_SYMBOLS = 5e5
 
 # (Nt, SNR dB, published EP SER, instances we simulate); Nr = 8, 16-QAM, i.i.d. Rayleigh.

@@ -127,7 +127,7 @@ def test_lmmse_is_accurate_at_high_snr():
 
 
 # ------------------------------------------------------- published numbers
-# GEPNet authors' test reports (reference/published-results.md): i.i.d. Rayleigh, 16-QAM, Nr = 8,
+# GEPNet authors' test reports (docs/published-results.md): i.i.d. Rayleigh, 16-QAM, Nr = 8,
 # 499 968 channel uses per point (their NumberofTestingData.txt), i.e. 2.0e6 / 4.0e6 symbols.
 PUBLISHED_MMSE = {
     4: {8: 3.08e-1, 11: 1.45e-1, 14: 4.35e-2, 17: 7.75e-3, 20: 7.76e-4, 23: 5.7e-5},

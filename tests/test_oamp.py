@@ -10,7 +10,7 @@ from gnnmimo.sampling import MIMOSampler
 
 
 def dense_oamp_reference(H, y, noise_var, x, gamma, theta, eps=1e-10):
-    """One OAMP linear step of algorithms.md on one unpadded real system (``m×m`` form of Ŵ)."""
+    """One OAMP linear step (Ma & Ping 2017) on one unpadded real system (``m×m`` form of Ŵ)."""
     m, n = H.shape
     residual = y - H @ x
     v2 = torch.clamp((residual @ residual - m * noise_var) / torch.trace(H.T @ H), min=eps)

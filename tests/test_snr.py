@@ -1,4 +1,4 @@
-"""The SNR convention (design notes §2): ``SNR = E‖Hx‖² / E‖n‖²``, ``σ² = Nt / (Nr·10^{SNR/10})``.
+"""The SNR convention (docs/conventions.md §3): ``SNR = E‖Hx‖² / E‖n‖²``, ``σ² = Nt / (Nr·10^{SNR/10})``.
 
 Batches are drawn with perfect CSI so the graph holds the true ``H``; the
 noise is recovered as ``n = y − Hx`` with ``x`` mapped from the labels.

@@ -26,11 +26,9 @@ posterior this equals the posterior variance ``v_i``, which is why AMP feeds
 ``δ, ν`` and the GNN's logits held fixed, ``Σ ∂x̂/∂r = v e^{−ν}``. With the
 option the AMP step gets that instead of ``v``, as learned AMP uses its
 denoiser's divergence (Borgerding, Schniter, Rangan, IEEE TSP 2017), so a
-learned change of confidence does not break the Onsager term. It is what
-made AMP-GNN trainable here: the six runs without it (cross-entropy, soft
-SER and their mix; last-iteration and uniform weights) ended at AMP's SER or
-collapsed, and the first run with it beat AMP by 0.5 dB at Nt = 8
-(``zoo/pretrained/ampgnn-nr16-nt4-8-qam16.md``).
+learned change of confidence does not break the Onsager term. Without it
+no AMP-GNN run here trained past AMP (docs/training.md §4 and
+``zoo/pretrained/ampgnn-nr16-nt4-8-qam16.md``).
 """
 from __future__ import annotations
 

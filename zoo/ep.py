@@ -6,7 +6,7 @@ The logits of iteration ``t`` are those of the tilted posterior ``p_i`` of
 that iteration; the decision uses the last one.
 
 Defaults follow the baseline behind the published EP numbers
-(``shared/reference/published-results.md``): ``T = 10``, damping ``β = 0.9``
+(docs/published-results.md): ``T = 10``, damping ``β = 0.9``
 on the old value, ``ε = 1e-13`` in float64 (``double=True``).
 """
 from __future__ import annotations

@@ -22,8 +22,8 @@ cavity's own Gaussian log-likelihood instead of replacing it, starting
 from zero, so the untrained EP-GNN *is* EP and training only has to learn
 the improvement (``skip=False`` is GEPNet's readout); and the damping is the
 EP baseline's 0.9 on the old value, not GEPNet's 0.7, so that this starting
-point is the reference EP: with 0.7, EP itself is 0.6 dB worse at SER 1e-2
-on 8×8 16-QAM (21.9 vs 21.3 dB, measured), a gap the GNN first has to close.
+point is the reference EP, not a weaker EP the GNN first has to catch up
+with (docs/training.md §5).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 r"""Semidefinite relaxation (SDR) of ML detection, solved per instance with cvxpy.
 
-Real-valued model (design notes §2), ``n = 2 Nt`` unknowns from the √M-PAM
+Real-valued model (docs/conventions.md §6), ``n = 2 Nt`` unknowns from the √M-PAM
 alphabet ``A``, ``G = H_rᵀ H_r``, ``c = H_rᵀ y_r``. ML minimises
 ``xᵀ G x − 2 cᵀ x``; lifting ``S = x xᵀ`` and relaxing the rank gives the
 bound-constrained SDR (Ma, Su, Jaldén, Chang, Chi 2009, "The equivalence of
@@ -25,10 +25,9 @@ fixed seed per instance, so results do not depend on batch composition.
 
 **Speed.** One cvxpy solve per instance (a Python loop over instances: this
 is a reference implementation). One problem per ``(Nt, Nr)`` shape is built
-with cvxpy parameters and re-solved, which avoids recompilation. Measured
-with CLARABEL on a shared 2-core CPU: about 150 instances/s at 8×4 16-QAM
-(``benchmarks/vs_sionna.py`` prints it), i.e. 10–100× slower than the
-vectorised sphere decoder at that size.
+with cvxpy parameters and re-solved, which avoids recompilation. It is far
+slower than the vectorised sphere decoder (docs/baselines.md;
+``benchmarks/vs_sionna.py`` prints the rate).
 
 Needs the optional dependency cvxpy: ``pip install gnnmimo[sdr]``.
 """

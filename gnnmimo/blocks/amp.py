@@ -1,7 +1,7 @@
 r"""AMP linear step as message passing on the bipartite antenna–user graph.
 
 Generalised AMP with per-antenna variance tracking (Jeon, Ghods, Maleki,
-Studer, ISIT 2015; ``shared/reference/algorithms.md``) on the real-valued
+Studer, ISIT 2015) on the real-valued
 equivalent model ``y_r = H_r x_r + n_r``, ``σr² = σ²/2``, written edge-wise so
 that it runs on any batch (mixed ``Nt`` **and** mixed ``Nr``, no padding).
 
@@ -30,7 +30,7 @@ components. One iteration:
     r_i = \hat x_i + \Sigma_i \odot \sum_a B_{ai}^{\mathsf T} \frac{y_a - Z_a}{\sigma_r^2 + V_a},
 
 all divisions and inverses entry-wise. This is exactly the real GAMP of
-``algorithms.md`` applied to ``H_r``, not an approximation: the Re and Im
+Jeon et al. applied to ``H_r``, not an approximation: the Re and Im
 components keep their own variances. (When ``v_i`` has equal components —
 a circularly symmetric belief — it reduces to the complex AMP with
 ``V_a = Σ_i |H_ai|² v_i``; the real form is kept because the constellation

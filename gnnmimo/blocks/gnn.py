@@ -54,12 +54,9 @@ second readout of the same form gives the posterior the detector *reports*
 (``pam_logits``, e.g. EP's tilted distribution). A proper loss on the
 reported posterior rewards hedging on components at risk; with one head,
 that hedging also inflates the variances fed back into the iteration and
-costs decisions (measured on 8×8 16-QAM: the cross-entropy of EP-GNN fell
-threefold within 200 steps while its SER rose by half). With two heads the
-iterating head is trained only through what it does to later iterations;
-that removed the early loss of decisions, but not a slower drift above EP's
-SER after about 1000 steps. Trained on the soft symbol error instead
-(:mod:`gnnmimo.losses`), the shipped EP-GNNs with both options end below EP;
+costs decisions. With two heads the
+iterating head is trained only through what it does to later iterations
+(the training runs behind this: docs/training.md §3).
 AMP-GNN also needs AMP's Onsager term to see the rescaled observation
 (``obs_log_scale``, :mod:`zoo.ampgnn`).
 

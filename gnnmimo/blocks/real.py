@@ -1,7 +1,7 @@
 r"""The real-valued equivalent system, padded per instance, for dense blocks.
 
 Blocks that solve linear systems (OAMP, EP) work on the real-valued
-equivalent of each instance (design notes §2),
+equivalent of each instance (docs/conventions.md §6),
 
 .. math::
     \mathbf y_r = \mathbf H_r \mathbf x_r + \mathbf n_r,\quad

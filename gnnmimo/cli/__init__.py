@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run a command. Subnormal floats (the probabilities of far constellation points, tiny
     variances) are flushed to zero meanwhile: on CPU they slow training and detection
-    severalfold (docs/training.md) and carry no information."""
+    markedly (docs/training.md §6) and carry no information."""
     args = build_parser().parse_args(argv)
     try:
         import_plugins(args.plugin)

@@ -168,7 +168,7 @@ def mimo_configs(nr: int | tuple[int, int] | SearchStrategy = (2, 16),
             with :func:`channel_models`, a sequence of those, or a strategy.
             Default: :func:`channel_models` with its defaults (all kinds,
             ``ρ ∈ [0.1, 0.9]``, ``ε² ∈ [0, 0.3]``).
-        snr_db: the SNR in dB (design notes §2, ``σ² = Nt/(Nr·10^{SNR/10})``).
+        snr_db: the SNR in dB (docs/conventions.md §3, ``σ² = Nt/(Nr·10^{SNR/10})``).
         mixed_nt, mixed_nr, mixed_snr: draw the quantity per instance from a
             drawn sub-range (see the module doc) rather than once per batch.
         precision: ``"single"`` (complex64) or ``"double"`` (complex128).
