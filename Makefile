@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/gnnmimo evaluate --detector zf --detector mmse --detector vblast --detector oamp \
-	    --detector ep --detector kbest:k=32 \
+	    --detector ep --detector kbest:k=32 --checkpoint epgnn-nr8-nt4-8-qam16 \
 	    --nr 8 --nt 4,8 --qam 16 --channel iid --snr 8:3:26 \
 	    --target-errors 300 --max-symbols 200000 --seed 0 \
 	    --json results/demo.json --markdown results/demo.md --plot results/demo.png
