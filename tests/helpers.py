@@ -19,10 +19,10 @@ def sample_batch(nr=8, nt=4, qam=16, size=16, seed=0, **options):
     return sampler.sample(size, sampler.generator(seed))
 
 
-def quiet_trainer(config: TrainConfig, out=None, resume: bool = False) -> Trainer:
+def quiet_trainer(config: TrainConfig, out=None, resume: bool = False, overwrite: bool = False) -> Trainer:
     """A :class:`Trainer` of the registered detector ``config`` names, without progress bar or log."""
     return Trainer(config, lambda: zoo.create(config.detector, config.qam, **config.options), out, resume=resume,
-                   progress=False, log=lambda line: None)
+                   progress=False, log=lambda line: None, overwrite=overwrite)
 
 
 def sionna_module(submodule: str):

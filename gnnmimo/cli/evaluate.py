@@ -20,7 +20,7 @@ import zoo
 from gnnmimo.cli.arguments import add_channel_arguments, channel_from_args, parse_int_list, parse_snr_list
 from gnnmimo.evaluation import evaluate
 from gnnmimo.registry import create_from_spec
-from gnnmimo.files import atomic_write
+from gnnmimo.files import atomic_write, check_writable
 from gnnmimo.report import load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
 from gnnmimo.sampling import MIMOSampler
 
@@ -44,6 +44,7 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument("--plot", help="write a PNG plot (log SER vs SNR) here")
     parser.add_argument("--resume", action="store_true",
                         help="keep the points already in --json and run only the missing ones")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     parser.add_argument("--paired-with", metavar="NAME",
                         help="compare every detector with this one on the instances both saw (paired test)")
     parser.add_argument("--ser-target", type=float, default=1e-2,
@@ -71,7 +72,22 @@ def build_detectors(args: argparse.Namespace) -> dict:
     return {name: d.to(args.device).eval() for name, d in detectors.items()}
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Fail before any work when an output cannot be written, or when ``--json`` holds records that
+    the first point would replace (without ``--resume`` to keep them or ``--overwrite``)."""
+    for path in (args.json, args.markdown, args.plot):
+        if path:
+            try:
+                check_writable(path)
+            except OSError as error:
+                raise SystemExit(f"error: {error}") from None
+    if args.json and os.path.exists(args.json) and not (args.resume or args.overwrite):
+        raise SystemExit(f"error: {args.json} exists: use --resume to keep its points and run the missing "
+                         "ones, or --overwrite to replace it")
+
+
 def evaluate_main(args: argparse.Namespace) -> int:
+    check_outputs(args)
     detectors = build_detectors(args)
     if args.paired_with is not None and args.paired_with not in detectors:
         raise SystemExit(f"error: --paired-with {args.paired_with!r} names none of the detectors {list(detectors)}")

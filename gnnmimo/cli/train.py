@@ -73,6 +73,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True,
                         help="checkpoint file (written atomically); OUT_STEM.best.pt keeps the lowest validation loss")
     parser.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a new run even if --out or OUT_STEM.best.pt exists (both are replaced)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--time-limit", type=float, metavar="MINUTES",
                         help="stop cleanly (checkpoint saved, resumable) after this much wall time")
@@ -109,8 +111,12 @@ def train_main(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         factory = functools.partial(create, config.detector, config.qam, **config.options)
-        trainer = Trainer(config, factory, args.out, resume=args.resume, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as error:
+        trainer = Trainer(config, factory, args.out, resume=args.resume, progress=not args.no_progress,
+                          overwrite=args.overwrite)
+    except FileExistsError as error:
+        raise SystemExit(f"error: {error.filename} exists and holds another run: use --resume to continue it "
+                         "or --overwrite to replace it") from None
+    except (ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None
     if trainer.step:
         print(f"resuming {args.out} at step {trainer.step}", file=sys.stderr)

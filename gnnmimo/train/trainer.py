@@ -9,17 +9,20 @@ the data of :mod:`gnnmimo.train.data` and the configuration of
 **Checkpoints** (:mod:`gnnmimo.checkpoint`) carry the full configuration,
 the library version, the optimizer, scheduler, step, history and random
 states; they are written atomically every ``checkpoint_every`` steps, at the
-end, and when the run is interrupted (Ctrl-C finishes the current step, saves
-and exits; a second Ctrl-C aborts at once). ``resume=True`` continues from
-the checkpoint exactly: on CPU with the same seed, an interrupted and resumed
-run ends with the same weights as an uninterrupted one. Whenever the
+end, and when the run is interrupted (Ctrl-C or SIGTERM finishes the current
+step, saves and exits; a second one aborts at once). ``resume=True`` continues
+from the checkpoint exactly: on CPU with the same seed, an interrupted and
+resumed run ends with the same weights as an uninterrupted one; resuming with
+more ``steps`` stretches a cosine schedule to the new end. Whenever the
 validation loss reaches a new low, the run is also saved beside ``out`` as
 ``OUT_STEM.best.pt`` (:attr:`Trainer.best_path`): the model to export when a
-late phase of training over-fits or diverges.
+late phase of training over-fits or diverges. A new run refuses to replace
+the checkpoint or best file of another run unless ``overwrite=True``.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import signal
 import threading
@@ -33,6 +36,7 @@ from tqdm.auto import tqdm
 from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import differences, load_weights, read_checkpoint, save_checkpoint
 from gnnmimo.detector import Detector
+from gnnmimo.files import check_writable
 from gnnmimo.graph import USER, MIMOGraph
 from gnnmimo.losses import detection_loss, training_loss
 from gnnmimo.sampling import MIMOSampler
@@ -52,16 +56,21 @@ class Trainer:
         out: checkpoint path (``None``: no checkpoints).
         resume: continue from ``out`` if it exists (its configuration must match
             ``config`` except :data:`RESUMABLE_FIELDS`; otherwise ``ValueError``).
+        overwrite: when not resuming, replace an existing ``out`` and remove an existing
+            :attr:`best_path`; without it either raises ``FileExistsError``, since they hold
+            another run (``OSError`` when ``out`` cannot be written, before any work).
         progress: show a tqdm bar.
         log: where validation lines go (default: ``tqdm.write``).
     """
 
     def __init__(self, config: TrainConfig, detector: Detector | Callable[[], Detector],
                  out: str | Path | None = None, resume: bool = False, progress: bool = True,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, overwrite: bool = False):
         self.config, self.out, self.progress = config, (Path(out) if out else None), progress
         self.log = log or tqdm.write
         checkpoint = read_checkpoint(self.out) if resume and self.out and self.out.is_file() else None
+        if self.out:
+            self._claim_outputs(resumed=checkpoint is not None, overwrite=overwrite)
         if checkpoint is not None:
             self._check_resumable(checkpoint)
 
@@ -102,6 +111,22 @@ class Trainer:
         if c.schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.steps, eta_min=c.lr / 100)
         return None
+
+    def _claim_outputs(self, resumed: bool, overwrite: bool) -> None:
+        """Before any work: make sure ``out`` can be written and, for a new run, holds no other run.
+
+        The best file counts as another run's too: left in place, it would be exported as
+        this run's best until this run's first validation replaced it.
+        """
+        check_writable(self.out)
+        if resumed:
+            return
+        for path in (self.out, self.best_path):
+            if not overwrite and path.exists():
+                raise FileExistsError(errno.EEXIST, "it holds another run (resume=True continues it, "
+                                      "overwrite=True replaces it)", str(path))
+        if overwrite:
+            self.best_path.unlink(missing_ok=True)
 
     def _check_resumable(self, checkpoint: dict) -> None:
         saved = {k: v for k, v in checkpoint["training"].items() if k not in RESUMABLE_FIELDS + ("snr_ranges",)}
@@ -167,7 +192,7 @@ class Trainer:
         c = self.config
         checkpoint_every = c.checkpoint_every or c.eval_every
         self._stop_requested = False
-        with _stop_on_sigint(self), tqdm(total=c.steps, initial=self.step, disable=not self.progress,
+        with _stop_on_signals(self), tqdm(total=c.steps, initial=self.step, disable=not self.progress,
                                          desc=f"train {c.detector}", dynamic_ncols=True) as bar:
             while self.step < c.steps and not self._stop_requested:
                 tick = time.perf_counter()
@@ -239,29 +264,41 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+        if self.config.schedule == "cosine":
+            # steps may have grown (a resumable field): end the cosine at the new last step.
+            # CosineAnnealingLR updates the lr by the ratio of consecutive cosine factors, so
+            # from here the lr decays monotonically to eta_min at ``steps``; unchanged steps
+            # leave the schedule exactly as in an uninterrupted run.
+            self.scheduler.T_max = self.config.steps
         self.generator.set_state(state["rng"]["data"])
         torch.set_rng_state(state["rng"]["torch"])
         self.step, self.history, self.best_val_loss = state["step"], state["history"], state["best_val_loss"]
         self.running_loss, self.elapsed = tuple(state["running_loss"]), state["elapsed"]
 
 
+#: the signals that stop a run cleanly: Ctrl-C, and what job schedulers and ``kill`` send
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
 @contextlib.contextmanager
-def _stop_on_sigint(trainer: Trainer):
-    """First Ctrl-C: ask the trainer to stop after the current step. Second: abort."""
+def _stop_on_signals(trainer: Trainer):
+    """First Ctrl-C or SIGTERM: ask the trainer to stop after the current step and save. The previous
+    handlers come back at once, so a second signal aborts (Ctrl-C: ``KeyboardInterrupt``)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        signal.signal(signal.SIGINT, previous)
-        trainer.log("\nCtrl-C: stopping after this step and saving (press again to abort)")
+        restore()
+        trainer.log(f"\n{STOP_SIGNALS[signum]}: stopping after this step and saving (send again to abort)")
         trainer.request_stop()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
+    restore = lambda: [signal.signal(number, old) for number, old in previous.items()]
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        restore()
 
 
 def deadline(minutes: float | None) -> Callable[[Trainer], None] | None:
