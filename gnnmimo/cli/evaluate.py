@@ -19,8 +19,8 @@ import sys
 import zoo
 from gnnmimo.cli.arguments import add_channel_arguments, channel_from_args, parse_int_list, parse_snr_list
 from gnnmimo.evaluation import evaluate
-from gnnmimo.registry import create_from_spec
 from gnnmimo.files import atomic_write, check_writable
+from gnnmimo.registry import create_from_spec
 from gnnmimo.report import load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
 from gnnmimo.sampling import MIMOSampler
 
