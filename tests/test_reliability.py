@@ -148,3 +148,16 @@ def test_atomic_write_fsyncs_the_data_before_renaming(tmp_path, monkeypatch):
     atomic_write(tmp_path / "f", lambda handle: handle.write(b"data"))
     assert (tmp_path / "f").read_bytes() == b"data"
     assert calls.index("fsync") < calls.index("replace")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (TRAIN + ["--out", "run.pt", "--time-limit", "-1"], "--time-limit: expected a number > 0, got '-1'"),
+    (["0,5,0" if arg == "0,5" else arg for arg in EVALUATE], "SNR 0 dB given more than once"),
+])
+def test_arguments_that_would_waste_a_run_are_refused(argv, message, tmp_path, monkeypatch, capsys):
+    """``--time-limit -1`` stopped training after one step; a repeated SNR gave duplicate records."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        cli_main(argv)
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

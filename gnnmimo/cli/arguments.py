@@ -8,6 +8,7 @@ take options as ``--detector kbest:k=32``.
 from __future__ import annotations
 
 import argparse
+import math
 
 import numpy as np
 import torch
@@ -37,17 +38,35 @@ def parse_int_range(text: str) -> tuple[int, int]:
 
 
 def parse_snr_list(text: str) -> list[float]:
-    """``"8,11,14"`` or ``"start:step:stop"`` (stop included) → SNRs in dB."""
+    """``"8,11,14"`` or ``"start:step:stop"`` (stop included) → SNRs in dB, each once (a repeated
+    SNR would give two records of the same point)."""
     try:
         if ":" in text:
             start, step, stop = (float(v) for v in text.split(":"))
             if step <= 0 or stop < start:
                 raise ValueError
-            return [round(v, 6) for v in np.arange(start, stop + step / 2, step)]
-        return [float(v) for v in text.split(",")]
+            values = [round(v, 6) for v in np.arange(start, stop + step / 2, step)]
+        else:
+            values = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected SNR1,SNR2,… or START:STEP:STOP in dB; got {text!r}") from None
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"SNR {', '.join(f'{v:g}' for v in repeated)} dB given more than once "
+                                         f"in {text!r}")
+    return values
+
+
+def positive_float(text: str) -> float:
+    """A number > 0 (e.g. ``--time-limit`` minutes: 0 or less would stop a run after its first step)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
 
 
 def parse_rho(text: str) -> float | tuple[float, float]:

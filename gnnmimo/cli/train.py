@@ -17,7 +17,8 @@ import sys
 import torch
 
 import zoo
-from gnnmimo.cli.arguments import add_channel_arguments, channel_from_args, parse_int_range, parse_snr_option
+from gnnmimo.cli.arguments import (add_channel_arguments, channel_from_args, parse_int_range, parse_snr_option,
+                                   positive_float)
 from gnnmimo.losses import LOSS_WEIGHTS, LOSSES
 from gnnmimo.registry import create, detector_class, parse_spec
 from gnnmimo.train.config import NT_MODES, SCHEDULES, TrainConfig, plain_value
@@ -76,7 +77,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="start a new run even if --out or OUT_STEM.best.pt exists (both are replaced)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--time-limit", type=float, metavar="MINUTES",
+    parser.add_argument("--time-limit", type=positive_float, metavar="MINUTES",
                         help="stop cleanly (checkpoint saved, resumable) after this much wall time")
     parser.add_argument("--no-progress", action="store_true")
 
