@@ -175,8 +175,8 @@ def load_weights(detector: Detector, checkpoint: dict, ignore: tuple[str, ...] =
     """
     saved = dict(checkpoint["detector"])
     saved["options"] = {k: v for k, v in saved["options"].items() if k not in ignore}
-    current = {"name": registry.identity(detector), "qam": detector.qam.order,
-               "options": {k: v for k, v in detector.hparams.items() if k in saved["options"]}}
+    current = detector_spec(detector)
+    current["options"] = {k: v for k, v in current["options"].items() if k in saved["options"]}
     where = checkpoint.get("path", "the checkpoint")
     found = differences(saved, current)
     if found:

@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-import zoo
+import zoo  # noqa: F401  (registers the zoo's detectors before any command looks one up)
 from gnnmimo.cli.evaluate import add_evaluate_parser
 from gnnmimo.cli.train import add_train_parser
 from gnnmimo.registry import import_plugins, list_detectors
@@ -53,4 +53,4 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_flush_denormal(False)
 
 
-__all__ = ["build_parser", "main", "zoo"]
+__all__ = ["build_parser", "main"]

@@ -293,8 +293,11 @@ def _stop_on_signals(trainer: Trainer):
         trainer.log(f"\n{STOP_SIGNALS[signum]}: stopping after this step and saving (send again to abort)")
         trainer.request_stop()
 
+    def restore():
+        for number, old in previous.items():
+            signal.signal(number, old)
+
     previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
-    restore = lambda: [signal.signal(number, old) for number, old in previous.items()]
     try:
         yield
     finally:
