@@ -26,7 +26,12 @@ training and the property checks rely on):
   blocks need (classical solves may run in float64 by option, learned parts
   in their parameters' dtype, each block casting its own inputs), and
   :meth:`Detector.forward` returns logits in the batch's real dtype, so a
-  float64 batch gives float64 outputs from every detector.
+  float64 batch gives float64 outputs from every detector. On top of that,
+  :attr:`Detector.precision` (``"fp32"``, ``"bf16"``, ``"fp16"``; set with
+  :meth:`Detector.set_precision`) lets the learned blocks' matrix products
+  run under autocast while the classical blocks stay in the batch's dtype
+  (:mod:`gnnmimo.precision`). It is a run-time choice, like the device, and
+  not part of the checkpointed options.
 """
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ from torch import Tensor, nn
 from gnnmimo.blocks.base import State
 from gnnmimo.constellation import QAM
 from gnnmimo.graph import MIMOGraph
+from gnnmimo.precision import autocast, check_precision
 
 
 @dataclass
@@ -138,6 +144,8 @@ class Detector(nn.Module):
     checkpoint_label: str | None = None
     #: the stored configuration of that checkpoint (``system``, ``training``, ``library_version``, ``path``)
     checkpoint: dict | None = None
+    #: the precision of the learned blocks' matrix products (:meth:`set_precision`)
+    precision: str = "fp32"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -169,6 +177,26 @@ class Detector(nn.Module):
         """Whether the constructor takes ``**options``."""
         return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
 
+    def set_precision(self, precision: str) -> "Detector":
+        """Run the learned blocks in ``precision`` (``"fp32"``, ``"bf16"``, ``"fp16"``:
+        :mod:`gnnmimo.precision`) from now on; returns the detector. Raises ``ValueError`` for
+        another name or for a detector without parameters (a reduced precision is for learned
+        parts), and warns where it would be slow (:func:`~gnnmimo.precision.check_precision`).
+
+        Blocks declare whether they may run in reduced precision; a detector whose
+        :meth:`iterate` computes outside blocks (DetNet) runs all of that under autocast."""
+        parameter = next(self.parameters(), None)
+        check_precision(precision, parameter.device if parameter is not None else None)
+        if precision != "fp32" and parameter is None:
+            raise ValueError(f"{type(self).__name__} has no learned parts: precision {precision!r} would only "
+                             "lower the precision of its classical maths")
+        self.precision = precision
+        return self
+
+    def precision_context(self, graph: MIMOGraph):
+        """The autocast context of :attr:`precision` on ``graph``'s device (for a detector's own loss)."""
+        return autocast(self.precision, graph.noise_var.device)
+
     def loss(self, graph: MIMOGraph) -> Tensor | None:
         """The detector's own training objective on a labelled batch, or ``None`` (the default) to
         train on its per-iteration logits (:func:`gnnmimo.losses.detection_loss`)."""
@@ -176,7 +204,9 @@ class Detector(nn.Module):
 
     def forward(self, graph: MIMOGraph) -> Detection:
         self.check_input(graph)
-        return Detection(self.iterate(graph).to(graph.noise_var.dtype), self.qam)
+        with self.precision_context(graph):
+            logits = self.iterate(graph)
+        return Detection(logits.to(graph.noise_var.dtype), self.qam)
 
     def check_input(self, graph: MIMOGraph) -> None:
         """Raise ``ValueError`` if this detector cannot run on ``graph``."""

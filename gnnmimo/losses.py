@@ -96,6 +96,8 @@ def symbol_mse_loss(means: Tensor, graph: MIMOGraph, qam: QAM, weights: Tensor |
 
 def training_loss(detector: Detector, graph: MIMOGraph, weights: str = "uniform",
                   loss: str = "cross-entropy", ce_weight: float = 0.0) -> Tensor:
-    """The detector's own :meth:`~gnnmimo.detector.Detector.loss` if it has one, else :func:`detection_loss`."""
-    own = detector.loss(graph)
+    """The detector's own :meth:`~gnnmimo.detector.Detector.loss` if it has one (under the detector's
+    precision, like its forward), else :func:`detection_loss`."""
+    with detector.precision_context(graph):
+        own = detector.loss(graph)
     return own if own is not None else detection_loss(detector(graph).logits, graph, weights, loss, ce_weight)

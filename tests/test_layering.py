@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: layers from the bottom up; a module belongs to the first prefix that matches it
 LAYERS = [
     ("core", ["gnnmimo.constellation", "gnnmimo.channels", "gnnmimo.graph", "gnnmimo.sampling", "gnnmimo.ops",
-              "gnnmimo.linalg", "gnnmimo.equalization", "gnnmimo.tree_search", "gnnmimo.files"]),
+              "gnnmimo.linalg", "gnnmimo.equalization", "gnnmimo.tree_search", "gnnmimo.files",
+              "gnnmimo.precision"]),
     ("blocks and detectors", ["gnnmimo.blocks", "gnnmimo.detector", "gnnmimo.registry", "gnnmimo.losses",
                               "gnnmimo.checkpoint"]),
     ("zoo", ["zoo"]),

@@ -37,6 +37,11 @@ input) passes ``reads=``, ``optional_reads=`` or ``writes=`` to
 sets are also what :class:`~gnnmimo.blocks.chain.Chain` checks the order of a
 pipeline with, when it is built.
 
+**Precision.** A block declares :attr:`Block.autocast`: learned blocks
+(``True``) run under the detector's reduced precision, if any; classical
+blocks (``False``, the default) always run in the batch's dtype, with
+autocast off and bf16/fp16 inputs cast back up (:mod:`gnnmimo.precision`).
+
 Conventional keys (shapes for ``N_u`` users, ``M`` points, ``P = √M``):
 
 =================  ==================  ==========================================
@@ -59,6 +64,7 @@ from typing import ClassVar, Iterable
 from torch import Tensor, nn
 
 from gnnmimo.graph import MIMOGraph
+from gnnmimo.precision import autocast_active, full_precision, upcast
 
 State = dict[str, Tensor]
 
@@ -89,6 +95,9 @@ class Block(nn.Module):
     default_reads: ClassVar[tuple[str, ...]] = ()
     default_optional_reads: ClassVar[tuple[str, ...]] = ()
     default_writes: ClassVar[tuple[str, ...]] = ()
+    #: whether the matrix products of :meth:`update` may run in a detector's reduced precision
+    #: (learned blocks); ``False`` (classical maths) runs them with autocast off, inputs upcast
+    autocast: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -134,7 +143,11 @@ class Block(nn.Module):
         if missing:
             raise KeyError(f"{type(self).__name__} reads {missing} but the state only has "
                            f"{sorted(state)}; put a block that writes them before it")
-        out = self.update(graph, state)
+        if not self.autocast and autocast_active(graph.noise_var.device):
+            with full_precision(graph.noise_var.device):
+                out = self.update(graph, upcast(state, graph.noise_var.dtype))
+        else:
+            out = self.update(graph, state)
         if out.keys() != self._write_set:
             undeclared, omitted = sorted(out.keys() - self._write_set), sorted(self._write_set - out.keys())
             raise BlockContractError(f"{type(self).__name__}.update must return exactly its writes "

@@ -68,6 +68,8 @@ class Chain(Block):
             block that reads a key not available before it, and the key.
     """
 
+    autocast = True  # each block of the chain decides for itself
+
     def __init__(self, *blocks: Block, given: Iterable[str] | None = None, register: bool = True):
         if not blocks:
             raise ValueError("a Chain needs at least one block")

@@ -81,6 +81,7 @@ class Embedding(Block):
 
     default_reads = ("residual", "channel", "noise")
     default_writes = ("hidden",)
+    autocast = True  # learned: may run in reduced precision
 
     def __init__(self, nr: int, d_model: int, te_dim: int | None = None):
         super().__init__()

@@ -51,6 +51,8 @@ class PointwiseMLP(Block):
     :writes: ``output`` ``[N_u, out_channels]``.
     """
 
+    autocast = True  # learned: may run in reduced precision
+
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: Sequence[int] | None = None,
                  inputs: Sequence[str] = ("hidden", "logits", "residual", "channel", "noise"),
                  output: str = "logits"):

@@ -51,6 +51,7 @@ class TransformerEncoderLayer(Block):
     """
 
     default_writes = ("hidden", "attention")
+    autocast = True  # learned: may run in reduced precision
 
     def __init__(self, in_channels: int, d_model: int, heads: int, ffn_channels: int | None = None,
                  attention: str = "dense",

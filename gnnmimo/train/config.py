@@ -20,13 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from gnnmimo.losses import LOSS_WEIGHTS, LOSSES
+from gnnmimo.precision import PRECISIONS
 
 NT_MODES = ("batch", "mixed")
 SCHEDULES = ("plateau", "cosine", "constant")
 #: configuration fields that may change when a run is resumed
-RESUMABLE_FIELDS = ("steps", "checkpoint_every")
+RESUMABLE_FIELDS = ("steps", "checkpoint_every", "compute_precision")
 #: configuration fields newer than the first checkpoints, with the value older runs had
-FIELDS_ADDED_LATER = {"loss": "cross-entropy", "ce_weight": 0.0}
+FIELDS_ADDED_LATER = {"loss": "cross-entropy", "ce_weight": 0.0, "compute_precision": "fp32"}
 
 
 @dataclass
@@ -54,6 +55,8 @@ class TrainConfig:
         val_size, val_seed: the fixed validation set.
         seed: initialisation and training-data seed.
         precision, device: of the sampled data and the model.
+        compute_precision: of the learned blocks' matrix products (``"fp32"``, ``"bf16"``, ``"fp16"``:
+            :mod:`gnnmimo.precision`); may change on resume.
     """
 
     detector: str = "remimo"
@@ -83,6 +86,7 @@ class TrainConfig:
     val_seed: int = 12345
     seed: int = 0
     precision: str = "single"
+    compute_precision: str = "fp32"
     device: str = "cpu"
 
     def __post_init__(self):
@@ -97,6 +101,7 @@ class TrainConfig:
                   (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
                   (self.loss_weights in LOSS_WEIGHTS, f"loss_weights must be one of {LOSS_WEIGHTS}"),
                   (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
+                  (self.compute_precision in PRECISIONS, f"compute_precision must be one of {list(PRECISIONS)}"),
                   (self.ce_weight >= 0 and (not self.ce_weight or self.loss == "soft-ser"),
                    "ce_weight must be >= 0 and adds to the soft-ser loss only"),
                   (all(len(r) == 2 and r[0] <= r[1] for r in ranges),

@@ -77,6 +77,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         device = torch.device(config.device)
         self.detector = (detector if isinstance(detector, Detector) else detector()).to(device)
+        self.detector.set_precision(config.compute_precision)
         if not any(p.requires_grad for p in self.detector.parameters()):
             raise ValueError(f"detector {config.detector!r} has no trainable parameters")
         self.sampler = MIMOSampler(config.nr, config.nt, config.qam, channel=ChannelModel(**config.channel),
