@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gnnmimo.channels import ChannelModel
-from gnnmimo.checkpoint import differences, load_weights, read_checkpoint, save_checkpoint
+from gnnmimo.checkpoint import CheckpointError, differences, load_weights, read_checkpoint, save_checkpoint
 from gnnmimo.detector import Detector
 from gnnmimo.files import check_writable
 from gnnmimo.graph import USER, MIMOGraph
@@ -43,6 +43,9 @@ from gnnmimo.sampling import MIMOSampler
 from gnnmimo.train.config import FIELDS_ADDED_LATER, RESUMABLE_FIELDS, TrainConfig
 from gnnmimo.train.data import sample_minibatch, snr_table, validation_set
 from gnnmimo.train.snr import auto_snr_ranges
+
+#: the entries of a checkpoint's training state (:meth:`Trainer.training_state`) that resuming reads
+STATE_ENTRIES = ("step", "optimizer", "scheduler", "rng", "history", "running_loss", "elapsed", "best_val_loss")
 
 
 class Trainer:
@@ -129,6 +132,17 @@ class Trainer:
             self.best_path.unlink(missing_ok=True)
 
     def _check_resumable(self, checkpoint: dict) -> None:
+        """Before any work: ``checkpoint`` holds a training state and the configuration of this run."""
+        state = checkpoint["state"]
+        if state is None:
+            raise CheckpointError(f"cannot resume from {checkpoint['path']}: it holds weights only, no "
+                                  "training state")
+        missing = [f"state.{key}" for key in STATE_ENTRIES if key not in state]
+        if "snr_ranges" not in checkpoint["training"]:
+            missing.append("training.snr_ranges")
+        if missing:
+            raise CheckpointError(f"cannot resume from {checkpoint['path']}: missing key(s) "
+                                  + ", ".join(map(repr, missing)))
         saved = {k: v for k, v in checkpoint["training"].items() if k not in RESUMABLE_FIELDS + ("snr_ranges",)}
         for key, value in FIELDS_ADDED_LATER.items():  # absent from older checkpoints
             saved.setdefault(key, value)
@@ -259,19 +273,21 @@ class Trainer:
     def _restore(self, checkpoint: dict) -> None:
         load_weights(self.detector, checkpoint)
         state = checkpoint["state"]
-        if state is None:
-            raise ValueError(f"{checkpoint['path']} holds weights only, no training state to resume")
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            self.generator.set_state(state["rng"]["data"])
+            torch.set_rng_state(state["rng"]["torch"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f"cannot resume from {checkpoint['path']}: its training state does not load "
+                                  f"({type(error).__name__}: {error})") from None
         if self.config.schedule == "cosine":
             # steps may have grown (a resumable field): end the cosine at the new last step.
             # CosineAnnealingLR updates the lr by the ratio of consecutive cosine factors, so
             # from here the lr decays monotonically to eta_min at ``steps``; unchanged steps
             # leave the schedule exactly as in an uninterrupted run.
             self.scheduler.T_max = self.config.steps
-        self.generator.set_state(state["rng"]["data"])
-        torch.set_rng_state(state["rng"]["torch"])
         self.step, self.history, self.best_val_loss = state["step"], state["history"], state["best_val_loss"]
         self.running_loss, self.elapsed = tuple(state["running_loss"]), state["elapsed"]
 
