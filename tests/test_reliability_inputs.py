@@ -1,4 +1,5 @@
-"""Reliability of inputs: corrupt checkpoints give one clear error (issue 19 item 8)."""
+"""Reliability of inputs: corrupt checkpoints give one clear error (issue 19 item 8), bad graph and
+sampler input is refused up front (item 9)."""
 import re
 
 import pytest
@@ -7,6 +8,8 @@ import torch
 import zoo
 from gnnmimo.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, without_training_state
 from gnnmimo.cli import main as cli_main
+from gnnmimo.graph import MIMOGraph
+from gnnmimo.sampling import MIMOSampler
 from helpers import quiet_trainer
 from test_reliability import EVALUATE, TRAIN, tiny
 
@@ -125,3 +128,75 @@ def test_resuming_from_a_checkpoint_without_a_usable_training_state_is_a_clear_e
         quiet_trainer(tiny(), path, resume=True)
     with pytest.raises(SystemExit, match="^error: " + message):
         cli_main(TRAIN_TINY + ["--out", str(path), "--resume"])
+
+
+# --------------------------------------------------------------- 9. bad graph input
+Y, H = torch.ones(2, 4, dtype=torch.cfloat), torch.eye(4, 3, dtype=torch.cfloat).expand(2, 4, 3)
+LABEL = torch.zeros(2, 3, dtype=torch.long)
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    ((Y[:0], H[:0], 1.0), ValueError, r"empty batch: y and H hold B = 0 instances"),
+    ((Y, H[:, :, :0], 1.0), ValueError, r"H \[B, Nr, Nt\] = \(2, 4, 0\) must have Nr >= 1 antennas and Nt >= 1"),
+    ((Y[:, :0], H[:, :0], 1.0), ValueError, r"H \[B, Nr, Nt\] = \(2, 0, 3\) must have Nr >= 1"),
+    ((Y, H, torch.tensor([1 + 1j, 1 + 0j])), TypeError, r"noise_var \(σ², a variance\) must be real, got "
+                                                        r"torch.complex64"),
+    ((Y, H, 1 + 1j), TypeError, r"noise_var .* must be real"),
+    ((Y, H, "1"), TypeError, r"noise_var \(σ²\) must be a real number or a real \[B\] tensor, got '1'"),
+    ((Y, H, 1.0, None, None, LABEL - 1, None, 4), ValueError,
+     r"label must lie in \[0, 3\] \(qam=4\) on real users, got values in \[-1, -1\]"),
+    ((Y, H, 1.0, None, None, LABEL + 4, None, 4), ValueError, r"label must lie in \[0, 3\] \(qam=4\)"),
+    ((Y, H, 1.0, None, None, LABEL - 1), ValueError, r"label must lie in \[0, ∞\)"),
+    ((Y, H, 1.0, None, None, LABEL.float(), None, 4), TypeError,
+     r"label must be an integer tensor of symbol indices, got torch.float32"),
+    ((Y, H, 1.0, None, None, LABEL.bool(), None, 4), TypeError, r"label must be an integer tensor"),
+])
+def test_from_dense_refuses_bad_input_naming_the_argument(arguments, error, message):
+    """Before: B = 0 and Nt = 0 were accepted (failing later in any detector), Nr = 0 gave an
+    IndexError about a mask, a complex σ² was cast to its real part with a torch warning, a string
+    σ² gave "new(): invalid data type 'str'", and every bad label was accepted."""
+    with pytest.raises(error, match=message):
+        MIMOGraph.from_dense(*arguments)
+
+
+def test_labels_on_padded_users_are_not_checked():
+    """Columns beyond Nt_b are ignored (the padding of ``dense_labels`` is -1)."""
+    label = torch.tensor([[0, 3, -1], [1, 2, 3]])
+    graph = MIMOGraph.from_dense(Y, H, 1.0, num_users=torch.tensor([2, 3]), label=label, qam=4)
+    assert graph["user"].label.tolist() == [0, 3, 1, 2, 3]
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    ((0,), ValueError, r"batch_size must be >= 1, got 0"),
+    ((-1,), ValueError, r"batch_size must be >= 1, got -1"),
+    ((2.5,), TypeError, r"batch_size must be an integer, got 2.5"),
+    ((3, None, None, 0), ValueError, r"nt must be >= 1, got 0"),
+    ((3, None, float("nan")), ValueError, r"snr_db must be finite \(dB\), got \[nan\]"),
+    ((3, None, torch.zeros(2)), ValueError, r"snr_db must be a value or \[batch_size=3\], got shape \(2,\)"),
+])
+def test_sample_refuses_bad_arguments_naming_them(arguments, error, message):
+    """Before: RuntimeError "cannot sample n_sample <= 0 samples" (0 and -1), a multinomial TypeError
+    (2.5), "num_users must lie in [1, 0]" (nt=0), a NaN batch refused by validate (NaN SNR), and
+    a RuntimeError about expanded sizes (wrong shape)."""
+    sampler = MIMOSampler(4, 2, 4)
+    with pytest.raises(error, match=message):
+        sampler.sample(*arguments)
+
+
+@pytest.mark.parametrize("options, error, message", [
+    (dict(nr=0, nt=2), ValueError, r"nr must be >= 1, got 0"),
+    (dict(nr=4, nt=(0, 2)), ValueError, r"nt must be >= 1, got \(0, 2\)"),
+    (dict(nr=4, nt=2.5), TypeError, r"nt must be an integer or a \(low, high\) pair of them, got 2.5"),
+    (dict(nr=4, nt=True), TypeError, r"nt must be an integer"),
+    (dict(nr=4, nt=(1, 2, 3)), TypeError, r"nt must be an integer or a \(low, high\) pair of them, got \(1, 2, 3\)"),
+    (dict(nr="4", nt=2), TypeError, r"nr must be an integer or a \(low, high\) pair of them, got '4'"),
+    (dict(nr=4, nt=2, snr_db=float("nan")), ValueError, r"snr_db must be finite \(dB\), got nan"),
+    (dict(nr=4, nt=2, snr_db=(0.0, float("inf"))), ValueError, r"snr_db must be finite \(dB\), got \(0.0, inf\)"),
+    (dict(nr=4, nt=2, snr_db=1j), TypeError, r"snr_db must be a number or a \(low, high\) pair"),
+])
+def test_sampler_construction_refuses_bad_arguments_naming_them(options, error, message):
+    """Before: nt=2.5 failed at the first sample in torch.ones, (1, 2, 3) and '4' gave "too many / not
+    enough values to unpack", True was accepted as 1 user, a NaN or infinite SNR surfaced only as a
+    NaN (or σ² = 0) batch at the first sample; nr=0 was refused already."""
+    with pytest.raises(error, match=message):
+        MIMOSampler(qam=4, **options)
