@@ -1,6 +1,8 @@
 """Reliability of inputs: corrupt checkpoints give one clear error (issue 19 item 8), bad graph and
-sampler input is refused up front (item 9)."""
+sampler input is refused up front (item 9), killed writers' temporary files are cleaned (item 12)."""
+import os
 import re
+import signal
 
 import pytest
 import torch
@@ -8,6 +10,7 @@ import torch
 import zoo
 from gnnmimo.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, without_training_state
 from gnnmimo.cli import main as cli_main
+from gnnmimo.files import atomic_write
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.sampling import MIMOSampler
 from helpers import quiet_trainer
@@ -200,3 +203,51 @@ def test_sampler_construction_refuses_bad_arguments_naming_them(options, error, 
     NaN (or σ² = 0) batch at the first sample; nr=0 was refused already."""
     with pytest.raises(error, match=message):
         MIMOSampler(qam=4, **options)
+
+
+# ------------------------------------------------------- 12. temporary files of killed writers
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write_but_a_live_ones_is_kept(tmp_path):
+    """A child process is stopped inside ``atomic_write`` (alive, then SIGKILLed). Before: its
+    ``.run.json.*.tmp`` stayed forever."""
+    target = tmp_path / "run.json"
+    ready, go = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write half a file, tell the parent, wait to be killed
+        try:
+            os.close(ready)
+            atomic_write(target, lambda handle: (handle.write(b"half"), handle.flush(), os.write(go, b"!"),
+                                                 signal.pause()))
+        finally:
+            os._exit(1)
+    os.close(go)   # so that a child failing early ends the read below instead of blocking it
+    temporaries = lambda: sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+    try:
+        assert os.read(ready, 1) == b"!"
+        left = temporaries()
+        assert len(left) == 1 and left[0].startswith(".run.json.")
+        atomic_write(target, lambda handle: handle.write(b"1"))
+        assert temporaries() == left   # its writer is alive: a concurrent write, kept
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(ready)
+    kept = [".run.json.abc123.tmp",                          # not named by a writer
+            f".run.json.another-host.{pid}.abc123.tmp",      # a writer on another machine
+            ".other.json.host.1.abc.tmp"]                    # another target's
+    for name in kept:
+        (tmp_path / name).write_bytes(b"")
+    atomic_write(target, lambda handle: handle.write(b"2"))
+    assert temporaries() == sorted(kept)
+    assert target.read_bytes() == b"2"
+
+
+def test_a_write_nested_in_another_to_the_same_target_keeps_the_outer_temporary_file(tmp_path):
+    """A concurrent writer of this process (alive) must not lose its temporary file."""
+    target = tmp_path / "f"
+
+    def outer(handle):
+        handle.write(b"outer")
+        atomic_write(target, lambda inner: inner.write(b"inner"))
+    atomic_write(target, outer)
+    assert target.read_bytes() == b"outer" and os.listdir(tmp_path) == ["f"]
