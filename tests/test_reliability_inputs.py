@@ -1,8 +1,10 @@
 """Reliability of inputs: corrupt checkpoints give one clear error (issue 19 item 8), bad graph and
-sampler input is refused up front (item 9), killed writers' temporary files are cleaned (item 12)."""
+sampler input is refused up front (item 9), Ctrl-C during start-up tells the truth, killed writers'
+temporary files are cleaned, a resume at another thread count warns (item 12)."""
 import os
 import re
 import signal
+import warnings
 
 import pytest
 import torch
@@ -205,6 +207,43 @@ def test_sampler_construction_refuses_bad_arguments_naming_them(options, error, 
         MIMOSampler(qam=4, **options)
 
 
+# ------------------------------------------------------- 12. Ctrl-C during start-up
+@pytest.mark.parametrize("hook, snr", [("gnnmimo.train.trainer.auto_snr_ranges", "auto"),
+                                       ("gnnmimo.train.trainer.validation_set", "5:15"),
+                                       ("gnnmimo.train.trainer.Trainer.log_references", "5:15")])
+def test_ctrl_c_before_the_first_checkpoint_says_none_was_written(tmp_path, monkeypatch, capsys, hook, snr):
+    """During the SNR calibration, the validation set, or between construction and run. Before: a
+    KeyboardInterrupt traceback from the first two, and "aborted at step 0; run.pt holds the last
+    checkpoint" (no run.pt existed) from the third."""
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(hook, interrupt)
+    out = tmp_path / "run.pt"
+    assert cli_main(TRAIN + ["--snr", snr, "--out", str(out)]) == 130
+    when = "at step 0" if hook.endswith("log_references") else "during start-up"
+    assert f"aborted {when}; no checkpoint of this run was written\n" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_ctrl_c_after_a_checkpoint_names_the_step_it_holds(tmp_path, monkeypatch, capsys):
+    """Aborted at step 3 of a run checkpointed at step 2, then at the start of its resume."""
+    def abort_at_step_3(trainer):
+        if trainer.step == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr("gnnmimo.cli.train.deadline", lambda minutes: abort_at_step_3)
+    out = tmp_path / "run.pt"
+    assert cli_main(TRAIN + ["--steps", "4", "--out", str(out)]) == 130
+    assert f"aborted at step 3; {out} holds the checkpoint of step 2 (continue with --resume)" \
+        in capsys.readouterr().err
+    assert read_checkpoint(out)["state"]["step"] == 2
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("gnnmimo.train.trainer.Trainer.log_references", interrupt)
+    assert cli_main(TRAIN + ["--steps", "4", "--out", str(out), "--resume"]) == 130
+    assert f"aborted at step 2; {out} holds the checkpoint of step 2" in capsys.readouterr().err
+
+
 # ------------------------------------------------------- 12. temporary files of killed writers
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_killed_writers_temporary_file_is_removed_by_the_next_write_but_a_live_ones_is_kept(tmp_path):
@@ -251,3 +290,25 @@ def test_a_write_nested_in_another_to_the_same_target_keeps_the_outer_temporary_
         atomic_write(target, lambda inner: inner.write(b"inner"))
     atomic_write(target, outer)
     assert target.read_bytes() == b"outer" and os.listdir(tmp_path) == ["f"]
+
+
+# ----------------------------------------------------------- 12. thread count on resume
+def test_the_checkpoint_records_the_thread_count_and_a_resume_at_another_count_warns(tmp_path):
+    """The run's recorded count is changed to 2 (this process runs 1 thread: no contention in a
+    test). Before: the count was not recorded and a resume at another count said nothing."""
+    out = tmp_path / "run.pt"
+    quiet_trainer(tiny(steps=4), out).run(on_step=lambda trainer: trainer.step == 2 and trainer.request_stop())
+    checkpoint = torch.load(out, weights_only=True)
+    assert checkpoint["state"]["threads"] == 1 and checkpoint["state"]["torch_version"] == str(torch.__version__)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet_trainer(tiny(steps=4), out, resume=True)   # same count: no warning
+    torch.save(changed(checkpoint, state={**checkpoint["state"], "threads": 2}), out)
+    with pytest.warns(UserWarning, match=rf"resuming {re.escape(str(out))} with torch threads 1 where the run "
+                                         r"so far had 2: the continuation is not bit-identical to an "
+                                         r"uninterrupted run; torch.set_num_threads\(2\) \(gnnmimo train "
+                                         r"--threads 2\)"):
+        quiet_trainer(tiny(steps=4), out, resume=True)
+    with pytest.warns(UserWarning, match="torch threads 1 where the run so far had 2"):
+        assert cli_main(TRAIN_TINY + ["--steps", "4", "--out", str(out), "--resume"]) == 0
+    assert read_checkpoint(out)["state"]["threads"] == 1
