@@ -10,7 +10,7 @@ A checkpoint is one ``torch.save`` file holding plain data (loadable with
      "system": {"nr": 16, "nt": [4, 8], "qam": 4, "channel": {"kind": "iid", …}},
      "training": {…the training configuration…},
      "model": state_dict,
-     "state": {"step": …, "optimizer": …, "scheduler": …, "rng": …} or None}
+     "state": {"step": …, "optimizer": …, "scheduler": …, "rng": …, "threads": …} or None}
 
 ``detector`` is what rebuilds the architecture: ``name`` is the detector's
 identity (:func:`gnnmimo.registry.identity`: its registered name, or
@@ -29,6 +29,11 @@ Files are written atomically (a temporary file in the same directory, then
 ``os.replace``): an interrupted or failed write never leaves a partial
 checkpoint behind, and the previous checkpoint stays intact.
 
+:func:`read_checkpoint` refuses a file it cannot use (empty, not a torch
+file, a truncated archive, another kind of torch file such as a bare
+state_dict, a newer format, a missing or mistyped entry) with one
+:class:`CheckpointError` naming the file and what is wrong, as do the loaders
+below when the stored detector cannot be rebuilt or its weights do not fit.
 :func:`load_checkpoint` returns a ready detector (eval mode);
 :func:`load_weights` loads a checkpoint into an existing detector and raises
 ``ValueError`` naming what differs (detector, constellation, options) when
@@ -39,6 +44,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -51,6 +58,18 @@ FORMAT = "gnnmimo-checkpoint"
 FORMAT_VERSION = 2
 #: types a stored option may be made of (``weights_only`` loading and exact reconstruction)
 PLAIN_TYPES = (type(None), bool, int, float, str)
+#: the first bytes of every file ``torch.save`` writes (a zip archive)
+ZIP_MAGIC = b"PK\x03\x04"
+#: the entries of every checkpoint (format 1 and 2) and their types
+ENTRIES = {"format_version": (int,), "library_version": (str,), "detector": (dict,), "system": (dict,),
+           "training": (dict,), "model": (dict,), "state": (dict, type(None))}
+#: the entries of ``detector`` and their types
+DETECTOR_ENTRIES = {"name": str, "qam": int, "options": dict}
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint this gnnmimo can read, or whose contents cannot rebuild
+    its detector; the message names the file and what is wrong."""
 
 
 def library_version() -> str:
@@ -144,18 +163,82 @@ def without_training_state(checkpoint: dict) -> dict:
 
 
 def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load and check a checkpoint's contents (a dict, see module doc)."""
+    """Load and check a checkpoint's contents (a dict, see module doc).
+
+    Raises:
+        FileNotFoundError: if there is no file at ``path``.
+        CheckpointError: if the file is not a checkpoint this gnnmimo can read (:func:`_load`,
+            :func:`_check_contents`); the message names the file and what is wrong.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file {str(path)!r}")
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a gnnmimo checkpoint")
-    if checkpoint["format_version"] > FORMAT_VERSION:
-        raise ValueError(f"{path} has checkpoint format {checkpoint['format_version']}, newer than this "
-                         f"gnnmimo ({library_version()}) reads ({FORMAT_VERSION}); upgrade gnnmimo")
+    checkpoint = _load(path, map_location)
+    problem = _check_contents(checkpoint)
+    if problem:
+        raise CheckpointError(f"cannot read checkpoint {path}: {problem}")
     checkpoint["path"] = str(path)
     return checkpoint
+
+
+def _load(path: Path, map_location) -> object:
+    """``torch.load(path, weights_only=True)``, its failures told apart by what the file is.
+
+    A damaged or foreign file makes ``torch.load`` raise almost anything (``EOFError``,
+    ``KeyError: 101`` for text, ``RuntimeError`` from the zip reader, ``UnpicklingError``), so
+    every failure is caught and named by the file's first bytes: ``torch.save`` writes a zip
+    archive, which ``weights_only`` unpickles only when it holds plain data.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(ZIP_MAGIC))
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
+    if not head:
+        raise CheckpointError(f"cannot read checkpoint {path}: empty file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        if head != ZIP_MAGIC:
+            what = f"not a torch.save file (it begins with {head!r})"
+        elif isinstance(error, pickle.UnpicklingError):
+            found = re.search(r"GLOBAL (\S+)", str(error))
+            what = ("it holds objects other than tensors and plain data"
+                    + (f" ({found.group(1)})" if found else "") + ", which are not unpickled (weights_only)")
+        else:
+            found = re.search(r"zip archive: ([^.]+)", str(error))
+            what = "truncated or corrupt zip archive" + (f" ({found.group(1)})" if found else "")
+        raise CheckpointError(f"cannot read checkpoint {path}: {what}") from error
+
+
+def _check_contents(checkpoint: object) -> str | None:
+    """What is wrong with a loaded checkpoint's layout (module doc), or ``None``."""
+    if not isinstance(checkpoint, dict):
+        return f"not a gnnmimo checkpoint: it holds a {type(checkpoint).__name__}, not a dict"
+    if checkpoint.get("format") != FORMAT:
+        if checkpoint and all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
+            return (f"not a gnnmimo checkpoint: a bare state_dict of {len(checkpoint)} tensors "
+                    "(gnnmimo.checkpoint.save_checkpoint writes checkpoints)")
+        return (f"not a gnnmimo checkpoint: no 'format': {FORMAT!r} entry (its keys: "
+                f"{', '.join(map(repr, list(checkpoint)[:8])) or 'none'})")
+    for key, kind in ENTRIES.items():
+        if key not in checkpoint:
+            return f"missing key {key!r}"
+        if not isinstance(checkpoint[key], kind) or isinstance(checkpoint[key], bool):
+            return f"{key!r} is a {type(checkpoint[key]).__name__}, not {' or '.join(t.__name__ for t in kind)}"
+    version = checkpoint["format_version"]
+    if not 1 <= version <= FORMAT_VERSION:
+        return (f"format_version {version} is newer than this gnnmimo ({library_version()}) reads "
+                f"({FORMAT_VERSION}); upgrade gnnmimo" if version > FORMAT_VERSION
+                else f"format_version {version} is not a checkpoint format (1 to {FORMAT_VERSION})")
+    if not isinstance(checkpoint.get("module"), (str, type(None))):
+        return f"'module' is a {type(checkpoint['module']).__name__}, not str or None"
+    for key, kind in DETECTOR_ENTRIES.items():
+        if not isinstance(checkpoint["detector"].get(key), kind):
+            return f"'detector' has no {key!r} entry of type {kind.__name__}"
+    if not all(isinstance(value, torch.Tensor) for value in checkpoint["model"].values()):
+        return "'model' is not a state_dict (its values are not all tensors)"
+    return None
 
 
 def load_weights(detector: Detector, checkpoint: dict, ignore: tuple[str, ...] = ()) -> None:
@@ -169,9 +252,9 @@ def load_weights(detector: Detector, checkpoint: dict, ignore: tuple[str, ...] =
     options their detector was created with) are not compared.
 
     Raises:
-        ValueError: if the detector, the constellation or an option differs,
-            or if the weights do not fit; the message lists the differences
-            (checkpoint value vs detector value).
+        ValueError: if the detector, the constellation or an option differs; the message lists the
+            differences (checkpoint value vs detector value).
+        CheckpointError: if the weights do not fit (missing, extra or differently shaped tensors).
     """
     saved = dict(checkpoint["detector"])
     saved["options"] = {k: v for k, v in saved["options"].items() if k not in ignore}
@@ -181,10 +264,20 @@ def load_weights(detector: Detector, checkpoint: dict, ignore: tuple[str, ...] =
     found = differences(saved, current)
     if found:
         raise ValueError(f"{where} does not match this detector (checkpoint vs detector): " + "; ".join(found))
-    try:
-        detector.load_state_dict(checkpoint["model"])
-    except RuntimeError as error:
-        raise ValueError(f"the weights in {where} do not fit this detector: {error}") from None
+    misfits = _weight_misfits(detector.state_dict(), checkpoint["model"])
+    if misfits:
+        more = f"; … ({len(misfits) - 4} more)" if len(misfits) > 4 else ""
+        raise CheckpointError(f"the weights in {where} do not fit this detector (checkpoint vs detector): "
+                              + "; ".join(misfits[:4]) + more)
+    detector.load_state_dict(checkpoint["model"])
+
+
+def _weight_misfits(expected: dict, found: dict) -> list[str]:
+    """What keeps state_dict ``found`` from loading into a module whose state_dict is ``expected``."""
+    misfits = [f"{key}: missing" for key in expected if key not in found]
+    misfits += [f"{key}: not in this detector" for key in found if key not in expected]
+    return misfits + [f"{key}: shape {list(found[key].shape)} vs {list(value.shape)}"
+                      for key, value in expected.items() if key in found and found[key].shape != value.shape]
 
 
 def detector_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu", **options) -> Detector:
@@ -203,6 +296,8 @@ def detector_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu
 
     Raises:
         ModuleNotFoundError: naming the module the checkpoint needs when it cannot be imported.
+        CheckpointError: if its detector cannot be built from the stored name and options, or the
+            weights do not fit it.
     """
     spec, module = checkpoint["detector"], checkpoint.get("module")
     if module:
@@ -214,7 +309,11 @@ def detector_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu
             raise ModuleNotFoundError(f"{checkpoint.get('path', 'the checkpoint')} holds a {spec['name']!r} "
                                       f"detector defined in module {module!r}, which cannot be imported; put "
                                       "it on PYTHONPATH (or install its package)", name=module) from None
-    detector = registry.create(spec["name"], spec["qam"], **{**spec["options"], **options})
+    try:
+        detector = registry.create(spec["name"], spec["qam"], **{**spec["options"], **options})
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"cannot rebuild the detector of {checkpoint.get('path', 'the checkpoint')} "
+                              f"({spec['name']!r}, qam {spec['qam']}, options {spec['options']}): {error}") from None
     load_weights(detector, checkpoint, ignore=tuple(options))
     detector.checkpoint_label = Path(checkpoint["path"]).stem
     detector.checkpoint = {key: checkpoint[key] for key in ("system", "training", "library_version", "path")}

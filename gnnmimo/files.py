@@ -3,11 +3,17 @@
 A reader (or a resumed run) sees either the previous file or the complete
 new one, never a partial write: the data go to a temporary file in the same
 directory, which is flushed to the disk and then renamed over the target by
-``os.replace`` (atomic on POSIX and Windows within one file system).
+``os.replace`` (atomic on POSIX and Windows within one file system). The
+temporary file is named after its writer (host and process id), so that the
+next write to the same target removes what a killed writer left behind,
+never the live file of a concurrent one.
 """
 from __future__ import annotations
 
+import glob
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 
@@ -19,11 +25,13 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     The ``fsync`` comes before the rename so that a crash of the machine cannot
     leave ``path`` renamed but empty; the directory is synced afterwards (best
     effort: not every platform can open a directory) so that the rename itself lasts.
-    The temporary file is removed on any failure.
+    The temporary file is removed on any failure; one left by a killed writer is
+    removed by the next write to ``path`` (:func:`remove_stale_temporaries`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -37,6 +45,53 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _sync_directory(path.parent)
+
+
+def _temporary_prefix(path: Path) -> str:
+    """``.NAME.HOST.PID.``: the temporary files of ``path`` name their writer, so that the
+    leftovers of a killed one can be told from the live file of a concurrent one. The host
+    keeps a writer on another machine of a shared file system from being judged by this
+    machine's process table (its dots replaced, so that a name parses one way only)."""
+    return f".{path.name}.{_host()}.{os.getpid()}."
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of ``path`` left by writers on this machine that are no longer
+    running (a process killed during :func:`atomic_write`); returns them.
+
+    A temporary file whose writer is alive (a concurrent write), runs on another host, or
+    cannot be told (another naming, a platform without a process check) is kept.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(_host())}\.(\d{{1,9}})\.[^.]+\.tmp")
+    removed = []
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        found = pattern.fullmatch(candidate.name)
+        if found and not _running(int(found.group(1))):
+            try:
+                candidate.unlink()
+            except OSError:  # gone meanwhile, or not ours to remove: the write goes on
+                continue
+            removed.append(candidate)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (``True`` where that cannot be checked:
+    only POSIX's ``kill(pid, 0)`` asks without side effects)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    return True
 
 
 def _sync_directory(directory: Path) -> None:

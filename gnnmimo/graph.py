@@ -97,19 +97,23 @@ class MIMOGraph(HeteroData):
             num_users: ``[B]`` actual ``Nt_b ≤ Nt`` (default: all ``Nt``).
                 Columns beyond ``Nt_b`` are ignored.
             num_antennas: ``[B]`` actual ``Nr_b ≤ Nr`` (default: all ``Nr``).
-            label: ``[B, Nt]`` transmitted symbol indices, if known.
+            label: ``[B, Nt]`` transmitted symbol indices (an integer tensor, in
+                ``[0, qam)`` on real users), if known.
             snr_db: ``[B]`` the SNR the instance was drawn at, if known.
             qam: the constellation order the symbols come from, if known.
 
         Raises:
-            ValueError: on inconsistent shapes, non-complex data, σ² ≤ 0 or
-                NaN/Inf in ``y``, ``H`` or σ².
+            ValueError: on inconsistent shapes, an empty batch (``B = 0``), ``Nr = 0`` or
+                ``Nt = 0``, non-complex data, σ² ≤ 0, NaN/Inf in ``y``, ``H`` or σ², or labels
+                outside ``[0, qam)``.
+            TypeError: on complex or non-numeric σ², or non-integer labels.
         """
         if not (torch.is_complex(y) and torch.is_complex(H)):
             raise ValueError(f"y and H must be complex tensors, got {y.dtype} and {H.dtype}")
         if H.dim() != 3 or y.dim() != 2 or y.shape != H.shape[:2]:
             raise ValueError(f"expected y [B, Nr] and H [B, Nr, Nt], got y {tuple(y.shape)} "
                              f"and H {tuple(H.shape)}")
+        _check_sizes_and_noise(H, noise_var)
         batch, nr, nt = H.shape
         device = H.device
         y = y.to(H.dtype)
@@ -133,7 +137,7 @@ class MIMOGraph(HeteroData):
         if label is not None:
             if label.shape != (batch, nt):
                 raise ValueError(f"label must be [B, Nt] = {(batch, nt)}, got {tuple(label.shape)}")
-            data[USER].label = label[user_mask]
+            data[USER].label = _checked_labels(label[user_mask], qam)
         data[ANTENNA].y = y[antenna_mask]
         data[ANTENNA].batch = antenna_mask.nonzero()[:, 0]
         data[ANTENNA].ptr = antenna_ptr
@@ -363,6 +367,35 @@ def _version(tensor: Tensor) -> int:
     """In-place version counter (inference tensors have none and cannot change in place
     outside inference mode, so they count as version 0)."""
     return 0 if tensor.is_inference() else tensor._version
+
+
+def _check_sizes_and_noise(H: Tensor, noise_var) -> None:
+    """The checks of :meth:`MIMOGraph.from_dense` that torch would otherwise fail on far away, or
+    pass silently: an empty batch or antenna or user dimension, and a σ² that is not real (a
+    complex one would be cast to its real part)."""
+    batch, nr, nt = H.shape
+    if batch == 0:
+        raise ValueError("empty batch: y and H hold B = 0 instances; a batch needs at least one")
+    if nr == 0 or nt == 0:
+        raise ValueError(f"H [B, Nr, Nt] = {tuple(H.shape)} must have Nr >= 1 antennas and Nt >= 1 users")
+    try:
+        dtype = torch.as_tensor(noise_var).dtype
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"noise_var (σ²) must be a real number or a real [B] tensor, got {noise_var!r}") from None
+    if dtype.is_complex or dtype == torch.bool:
+        raise TypeError(f"noise_var (σ², a variance) must be real, got {dtype} values")
+
+
+def _checked_labels(labels: Tensor, qam: int | None) -> Tensor:
+    """``labels`` (the real users' symbol indices, at least one), if they are integers in
+    ``[0, qam)`` (``[0, ∞)`` when ``qam`` is not given)."""
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise TypeError(f"label must be an integer tensor of symbol indices, got {labels.dtype}")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or (qam is not None and high >= qam):
+        allowed = f"[0, {qam - 1}] (qam={qam})" if qam is not None else "[0, ∞)"
+        raise ValueError(f"label must lie in {allowed} on real users, got values in [{low}, {high}]")
+    return labels
 
 
 def _counts(counts: Tensor | None, maximum: int, batch: int, device, name: str) -> Tensor:

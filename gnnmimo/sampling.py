@@ -8,6 +8,8 @@ users, so thousands of instances are built in milliseconds.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
 import torch
@@ -20,9 +22,15 @@ from gnnmimo.graph import MIMOGraph
 COUNT_DISTRIBUTIONS = ("uniform", "triangular")
 
 
-def as_range(value: int | float | tuple, name: str) -> tuple:
-    """``4`` → ``(4, 4)``; ``(4, 8)`` stays; anything else raises."""
-    low, high = (value, value) if isinstance(value, (int, float)) else tuple(value)
+def as_range(value: int | float | tuple, name: str, kind: type = numbers.Real) -> tuple:
+    """``4`` → ``(4, 4)``; ``(4, 8)`` stays; anything else (not numbers of ``kind``, not a pair,
+    an empty range) raises ``TypeError`` or ``ValueError`` naming ``name``."""
+    pair = (value, value) if isinstance(value, numbers.Number) else value
+    noun = "an integer" if kind is numbers.Integral else "a number"
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+            and all(isinstance(v, kind) and not isinstance(v, bool) for v in pair)):
+        raise TypeError(f"{name} must be {noun} or a (low, high) pair of them, got {value!r}")
+    low, high = pair
     if low > high:
         raise ValueError(f"{name}: empty range {low}..{high}")
     return low, high
@@ -67,11 +75,14 @@ class MIMOSampler:
 
     def __post_init__(self):
         self.qam = self.qam if isinstance(self.qam, QAM) else QAM(self.qam)
-        self.nr_range = as_range(self.nr, "nr")
-        self.nt_range = as_range(self.nt, "nt")
+        self.nr_range = as_range(self.nr, "nr", numbers.Integral)
+        self.nt_range = as_range(self.nt, "nt", numbers.Integral)
         self.snr_range = as_range(self.snr_db, "snr_db")
-        if self.nr_range[0] < 1 or self.nt_range[0] < 1:
-            raise ValueError(f"nr and nt must be >= 1, got nr={self.nr}, nt={self.nt}")
+        for name, (low, _) in (("nr", self.nr_range), ("nt", self.nt_range)):
+            if low < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not all(math.isfinite(v) for v in self.snr_range):
+            raise ValueError(f"snr_db must be finite (dB), got {self.snr_db!r}")
         if self.precision not in ("single", "double"):
             raise ValueError(f"precision must be 'single' or 'double', got {self.precision!r}")
         self.dtype = complex_dtype(torch.float64 if self.precision == "double" else torch.float32)
@@ -86,19 +97,32 @@ class MIMOSampler:
         """Draw ``batch_size`` instances.
 
         Args:
+            batch_size: instances, ``>= 1``.
             generator: the random stream (see :meth:`generator`).
-            snr_db: overrides the SNR range (a value or ``[batch_size]``).
-            nt: overrides the user range with a fixed count.
+            snr_db: overrides the SNR range (a finite value or ``[batch_size]``).
+            nt: overrides the user range with a fixed count ``>= 1``.
+
+        Raises:
+            TypeError, ValueError: naming the argument that is outside the ranges above.
         """
-        device, gen = self.device, generator
+        device, gen, real = self.device, generator, self.dtype.to_real()
+        _check_count(batch_size, "batch_size")
+        if nt is not None:
+            _check_count(nt, "nt")
+        if snr_db is not None:
+            snr_db = torch.as_tensor(snr_db, dtype=real, device=device)
+            if snr_db.shape not in ((), (1,), (batch_size,)):
+                raise ValueError(f"snr_db must be a value or [batch_size={batch_size}], got shape "
+                                 f"{tuple(snr_db.shape)}")
+            if not torch.isfinite(snr_db).all():  # NaN/Inf would only show as a NaN batch
+                raise ValueError(f"snr_db must be finite (dB), got {snr_db.flatten()[:5].tolist()}")
         nt_low, nt_high = (nt, nt) if nt is not None else self.nt_range
         num_users = sample_counts(nt_low, nt_high, batch_size, self.nt_distribution, gen, device)
         num_antennas = sample_counts(*self.nr_range, batch_size, "uniform", gen, device)
-        real = self.dtype.to_real()
         if snr_db is None:
             low, high = self.snr_range
             snr_db = low + (high - low) * torch.rand(batch_size, generator=gen, device=device, dtype=real)
-        snr_db = torch.as_tensor(snr_db, dtype=real, device=device).expand(batch_size)
+        snr_db = snr_db.expand(batch_size)
         noise_var = noise_variance(snr_db, num_antennas.to(real), num_users.to(real))
 
         H, H_seen = self.channel.sample(num_antennas, num_users, gen, self.dtype)
@@ -111,3 +135,13 @@ class MIMOSampler:
         y = (H @ x[..., None])[..., 0] + noise * noise_var.sqrt()[:, None] * antenna_mask
         return MIMOGraph.from_dense(y, H_seen, noise_var, num_users, num_antennas,
                                     label=label, snr_db=snr_db, qam=self.qam.order)
+
+
+
+def _check_count(value, name: str) -> None:
+    """A count argument of :meth:`MIMOSampler.sample` is an integer ``>= 1`` (torch would reject
+    anything else far away, with a message about ``multinomial``)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")

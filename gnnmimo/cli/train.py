@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 
 import torch
@@ -109,6 +110,19 @@ def train_main(args: argparse.Namespace) -> int:
     """``gnnmimo train``: train a detector and write checkpoints to ``--out``."""
     if args.threads:
         torch.set_num_threads(args.threads)
+    trainer = None
+    try:
+        trainer = start_trainer(args)
+        trainer.log_references({name: zoo.create(name, trainer.config.qam) for name in REFERENCES})
+        trainer.run(on_step=deadline(args.time_limit))
+    except KeyboardInterrupt:  # during start-up, or the second Ctrl-C: abort mid-step
+        print(f"\n{aborted(trainer, args.out)}", file=sys.stderr)
+        return 130
+    return 130 if trainer.step < trainer.config.steps else 0
+
+
+def start_trainer(args: argparse.Namespace) -> Trainer:
+    """The :class:`Trainer` of the arguments (resumed from ``--out`` with ``--resume``), its SNR ranges told."""
     try:
         config = config_from_args(args)
         factory = functools.partial(create, config.detector, config.qam, **config.options)
@@ -123,10 +137,14 @@ def train_main(args: argparse.Namespace) -> int:
         print(f"resuming {args.out} at step {trainer.step}", file=sys.stderr)
     ranges = ", ".join(f"{nt}: {low:g}..{high:g}" for nt, (low, high) in trainer.snr_ranges.items())
     print(f"SNR ranges (dB) by Nt: {ranges}", file=sys.stderr)
-    try:
-        trainer.log_references({name: zoo.create(name, config.qam) for name in REFERENCES})
-        trainer.run(on_step=deadline(args.time_limit))
-    except KeyboardInterrupt:  # the second Ctrl-C: abort mid-step, keep the last checkpoint
-        print(f"\naborted at step {trainer.step}; {args.out} holds the last checkpoint", file=sys.stderr)
-        return 130
-    return 130 if trainer.step < config.steps else 0
+    return trainer
+
+
+def aborted(trainer: Trainer | None, out: str) -> str:
+    """What an aborted run leaves in ``out``: the checkpoint of some step, or none of this run yet
+    (``trainer`` is ``None`` when the abort came while it was being built)."""
+    when = f"at step {trainer.step}" if trainer is not None else "during start-up"
+    if trainer is not None and trainer.saved_step is not None:
+        return f"aborted {when}; {out} holds the checkpoint of step {trainer.saved_step} (continue with --resume)"
+    unchanged = f" ({out} is unchanged)" if os.path.exists(out) else ""
+    return f"aborted {when}; no checkpoint of this run was written{unchanged}"

@@ -8,12 +8,15 @@ the data of :mod:`gnnmimo.train.data` and the configuration of
 
 **Checkpoints** (:mod:`gnnmimo.checkpoint`) carry the full configuration,
 the library version, the optimizer, scheduler, step, history and random
-states; they are written atomically every ``checkpoint_every`` steps, at the
-end, and when the run is interrupted (Ctrl-C or SIGTERM finishes the current
+states, and the torch thread count and version the run used; they are
+written atomically every ``checkpoint_every`` steps, at the end, and when
+the run is interrupted (Ctrl-C or SIGTERM finishes the current
 step, saves and exits; a second one aborts at once). ``resume=True`` continues
 from the checkpoint exactly: on CPU with the same seed, an interrupted and
 resumed run ends with the same weights as an uninterrupted one; resuming with
-more ``steps`` stretches a cosine schedule to the new end. Whenever the
+more ``steps`` stretches a cosine schedule to the new end. Results depend on the
+thread count (the order of floating-point sums), so resuming with another count
+or torch version warns that the continuation is not bit-identical. Whenever the
 validation loss reaches a new low, the run is also saved beside ``out`` as
 ``OUT_STEM.best.pt`` (:attr:`Trainer.best_path`): the model to export when a
 late phase of training over-fits or diverges. A new run refuses to replace
@@ -27,6 +30,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -34,7 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gnnmimo.channels import ChannelModel
-from gnnmimo.checkpoint import differences, load_weights, read_checkpoint, save_checkpoint
+from gnnmimo.checkpoint import CheckpointError, differences, load_weights, read_checkpoint, save_checkpoint
 from gnnmimo.detector import Detector
 from gnnmimo.files import check_writable
 from gnnmimo.graph import USER, MIMOGraph
@@ -43,6 +47,9 @@ from gnnmimo.sampling import MIMOSampler
 from gnnmimo.train.config import FIELDS_ADDED_LATER, RESUMABLE_FIELDS, TrainConfig
 from gnnmimo.train.data import sample_minibatch, snr_table, validation_set
 from gnnmimo.train.snr import auto_snr_ranges
+
+#: the entries of a checkpoint's training state (:meth:`Trainer.training_state`) that resuming reads
+STATE_ENTRIES = ("step", "optimizer", "scheduler", "rng", "history", "running_loss", "elapsed", "best_val_loss")
 
 
 class Trainer:
@@ -96,6 +103,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.detector.parameters(), lr=config.lr)
         self.scheduler = self._make_scheduler()
         self.step, self.history, self.best_val_loss = 0, [], math.inf
+        self.saved_step: int | None = None  # the step of the checkpoint in ``out`` (written or resumed)
         self.running_loss = (0.0, 0)  # (sum, count) of training losses since the last validation
         self.elapsed = 0.0  # seconds spent in training steps, over all sessions
         self._stop_requested = False
@@ -130,6 +138,17 @@ class Trainer:
             self.best_path.unlink(missing_ok=True)
 
     def _check_resumable(self, checkpoint: dict) -> None:
+        """Before any work: ``checkpoint`` holds a training state and the configuration of this run."""
+        state = checkpoint["state"]
+        if state is None:
+            raise CheckpointError(f"cannot resume from {checkpoint['path']}: it holds weights only, no "
+                                  "training state")
+        missing = [f"state.{key}" for key in STATE_ENTRIES if key not in state]
+        if "snr_ranges" not in checkpoint["training"]:
+            missing.append("training.snr_ranges")
+        if missing:
+            raise CheckpointError(f"cannot resume from {checkpoint['path']}: missing key(s) "
+                                  + ", ".join(map(repr, missing)))
         saved = {k: v for k, v in checkpoint["training"].items() if k not in RESUMABLE_FIELDS + ("snr_ranges",)}
         for key, value in FIELDS_ADDED_LATER.items():  # absent from older checkpoints
             saved.setdefault(key, value)
@@ -242,6 +261,9 @@ class Trainer:
 
     # ---------------------------------------------------------- checkpoints
     def training_state(self) -> dict:
+        """What resuming needs, and the torch thread count and version the run used: results
+        depend on them (the order of floating-point reductions), so a resume warns when they
+        differ (:meth:`_warn_if_not_reproducible`)."""
         return {"step": self.step,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -249,32 +271,57 @@ class Trainer:
                 "history": self.history,
                 "running_loss": list(self.running_loss),
                 "elapsed": self.elapsed,
-                "best_val_loss": self.best_val_loss}
+                "best_val_loss": self.best_val_loss,
+                "threads": torch.get_num_threads(),
+                "torch_version": str(torch.__version__)}
 
     def save(self, path: str | Path | None = None) -> None:
         """Write a checkpoint (atomically) to ``path`` or ``out``."""
+        path = Path(path or self.out)
         training = {**self.config.to_dict(), "snr_ranges": {str(k): list(v) for k, v in self.snr_ranges.items()}}
-        save_checkpoint(path or self.out, self.detector, system=self.config.system(), training=training,
+        save_checkpoint(path, self.detector, system=self.config.system(), training=training,
                         state=self.training_state())
+        if path == self.out:
+            self.saved_step = self.step
 
     def _restore(self, checkpoint: dict) -> None:
         load_weights(self.detector, checkpoint)
         state = checkpoint["state"]
-        if state is None:
-            raise ValueError(f"{checkpoint['path']} holds weights only, no training state to resume")
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            self.generator.set_state(state["rng"]["data"])
+            torch.set_rng_state(state["rng"]["torch"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f"cannot resume from {checkpoint['path']}: its training state does not load "
+                                  f"({type(error).__name__}: {error})") from None
         if self.config.schedule == "cosine":
             # steps may have grown (a resumable field): end the cosine at the new last step.
             # CosineAnnealingLR updates the lr by the ratio of consecutive cosine factors, so
             # from here the lr decays monotonically to eta_min at ``steps``; unchanged steps
             # leave the schedule exactly as in an uninterrupted run.
             self.scheduler.T_max = self.config.steps
-        self.generator.set_state(state["rng"]["data"])
-        torch.set_rng_state(state["rng"]["torch"])
         self.step, self.history, self.best_val_loss = state["step"], state["history"], state["best_val_loss"]
         self.running_loss, self.elapsed = tuple(state["running_loss"]), state["elapsed"]
+        self.saved_step = self.step
+        self._warn_if_not_reproducible(checkpoint)
+
+    @staticmethod
+    def _warn_if_not_reproducible(checkpoint: dict) -> None:
+        """Warn when this process runs another torch thread count or version than the checkpoint's
+        run: the continuation is then not bit-identical to an uninterrupted run (checkpoints
+        written before the count was recorded give no warning)."""
+        state, threads = checkpoint["state"], torch.get_num_threads()
+        other_threads = state.get("threads") not in (None, threads)
+        changed = [f"torch threads {threads} where the run so far had {state['threads']}"] if other_threads else []
+        if state.get("torch_version") not in (None, str(torch.__version__)):
+            changed.append(f"torch {torch.__version__} where the run so far had {state['torch_version']}")
+        if changed:
+            hint = (f"; torch.set_num_threads({state['threads']}) (gnnmimo train --threads {state['threads']}) "
+                    "matches the thread count" if other_threads else "")
+            warnings.warn(f"resuming {checkpoint['path']} with {' and '.join(changed)}: the continuation is not "
+                          f"bit-identical to an uninterrupted run{hint}", stacklevel=4)
 
 
 #: the signals that stop a run cleanly: Ctrl-C, and what job schedulers and ``kill`` send
