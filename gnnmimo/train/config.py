@@ -27,7 +27,7 @@ SCHEDULES = ("plateau", "cosine", "constant")
 #: configuration fields that may change when a run is resumed
 RESUMABLE_FIELDS = ("steps", "checkpoint_every", "compute_precision")
 #: configuration fields newer than the first checkpoints, with the value older runs had
-FIELDS_ADDED_LATER = {"loss": "cross-entropy", "ce_weight": 0.0, "compute_precision": "fp32"}
+FIELDS_ADDED_LATER = {"loss": "cross-entropy", "ce_weight": 0.0}
 
 
 @dataclass
