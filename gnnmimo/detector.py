@@ -193,6 +193,17 @@ class Detector(nn.Module):
         self.precision = precision
         return self
 
+    def compile(self, dynamic: bool = True, **options) -> "Detector":
+        """Compile :meth:`iterate` with ``torch.compile`` (``dynamic=True``: symbolic batch sizes and
+        user counts, so mixed-Nt batches do not recompile per batch); returns the detector.
+
+        Only :meth:`iterate` is compiled: the input checks of :meth:`forward` stay eager (they
+        branch on the data). ``options`` go to ``torch.compile`` (e.g. ``mode="max-autotune"``). The
+        first call compiles (seconds to minutes); what it gains per detector: docs/speed.md.
+        """
+        self._compiled_iterate = torch.compile(self.iterate, dynamic=dynamic, **options)
+        return self
+
     def precision_context(self, graph: MIMOGraph):
         """The autocast context of :attr:`precision` on ``graph``'s device (for a detector's own loss)."""
         return autocast(self.precision, graph.noise_var.device)
@@ -205,7 +216,7 @@ class Detector(nn.Module):
     def forward(self, graph: MIMOGraph) -> Detection:
         self.check_input(graph)
         with self.precision_context(graph):
-            logits = self.iterate(graph)
+            logits = self.__dict__.get("_compiled_iterate", self.iterate)(graph)
         return Detection(logits.to(graph.noise_var.dtype), self.qam)
 
     def check_input(self, graph: MIMOGraph) -> None:
