@@ -23,13 +23,17 @@ from gnnmimo.graph import MIMOGraph
 
 
 def mlp(*sizes: int) -> nn.Sequential:
-    """``Linear(sizes[0], sizes[1]) → ReLU → … → Linear(sizes[-2], sizes[-1])`` (no final activation)."""
+    """``Linear(sizes[0], sizes[1]) → ReLU → … → Linear(sizes[-2], sizes[-1])`` (no final activation).
+
+    The ReLUs work in place on the fresh output of the linear layer before them (safe for autograd:
+    a linear layer's backward does not need its output), which saves a large allocation per layer.
+    """
     if len(sizes) < 2:
         raise ValueError(f"an MLP needs at least an input and an output size, got {sizes}")
     layers = []
     for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         if k:
-            layers.append(nn.ReLU())
+            layers.append(nn.ReLU(inplace=True))
         layers.append(nn.Linear(fan_in, fan_out))
     return nn.Sequential(*layers)
 
