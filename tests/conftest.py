@@ -30,3 +30,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+#: the devices the device-parametrised tests run on: the CPU always, CUDA when present
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Each available device in turn (``benchmarks/gpu_check.sh`` runs these tests on a GPU)."""
+    return torch.device(request.param)
