@@ -45,7 +45,7 @@ import torch
 
 from gnnmimo import registry
 from gnnmimo.detector import Detector
-from gnnmimo.files import atomic_write
+from gnnmimo.files import atomic_write, sha256_of
 
 FORMAT = "gnnmimo-checkpoint"
 FORMAT_VERSION = 2
@@ -137,14 +137,15 @@ def without_training_state(checkpoint: dict) -> dict:
     """A checkpoint's payload for shipping: the optimizer, scheduler and RNG states (which
     only resuming needs) dropped, the validation history kept under ``training``."""
     history = (checkpoint.get("state") or {}).get("history", [])
-    payload = {key: value for key, value in checkpoint.items() if key not in ("path", "state")}
+    payload = {key: value for key, value in checkpoint.items() if key not in ("path", "sha256", "state")}
     payload["state"] = None
     payload["training"] = {**payload["training"], "history": history}
     return payload
 
 
 def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load and check a checkpoint's contents (a dict, see module doc)."""
+    """Load and check a checkpoint's contents (a dict, see module doc), with the file's ``path`` and the
+    ``sha256`` of its content added."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file {str(path)!r}")
@@ -155,6 +156,7 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         raise ValueError(f"{path} has checkpoint format {checkpoint['format_version']}, newer than this "
                          f"gnnmimo ({library_version()}) reads ({FORMAT_VERSION}); upgrade gnnmimo")
     checkpoint["path"] = str(path)
+    checkpoint["sha256"] = sha256_of(path)  # what evaluation records name the weights by
     return checkpoint
 
 
@@ -199,7 +201,8 @@ def detector_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu
             the architecture raises ``ValueError``.
 
     The detector gets ``checkpoint_label`` (the file stem) and ``checkpoint``
-    (the stored configuration: ``system``, ``training``, ``library_version``, ``path``).
+    (the stored configuration: ``system``, ``training``, ``library_version``, ``path``, and the
+    ``sha256`` of the file when :func:`read_checkpoint` read it).
 
     Raises:
         ModuleNotFoundError: naming the module the checkpoint needs when it cannot be imported.
@@ -217,7 +220,8 @@ def detector_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu
     detector = registry.create(spec["name"], spec["qam"], **{**spec["options"], **options})
     load_weights(detector, checkpoint, ignore=tuple(options))
     detector.checkpoint_label = Path(checkpoint["path"]).stem
-    detector.checkpoint = {key: checkpoint[key] for key in ("system", "training", "library_version", "path")}
+    detector.checkpoint = {**{key: checkpoint[key] for key in ("system", "training", "library_version", "path")},
+                           "sha256": checkpoint.get("sha256")}
     return detector.to(device).eval()
 
 

@@ -136,7 +136,8 @@ class Detector(nn.Module):
     display_name: ClassVar[str | None] = None
     #: the stem of the checkpoint a loaded detector came from (set by the checkpoint loader)
     checkpoint_label: str | None = None
-    #: the stored configuration of that checkpoint (``system``, ``training``, ``library_version``, ``path``)
+    #: the stored configuration of that checkpoint (``system``, ``training``, ``library_version``, ``path``,
+    #: the file's ``sha256``, and ``source``, the path or pretrained name given to ``zoo.load``)
     checkpoint: dict | None = None
 
     def __init_subclass__(cls, **kwargs):

@@ -9,6 +9,10 @@ Value syntax: ``--nt 4``, ``4:8`` (every Nt from 4 to 8) or ``4,8``; ``--snr
 ``0.55:0.75`` (triangular per instance, mode at the upper end); detectors
 take options as ``--detector kbest:k=32``; ``--checkpoint`` takes a file or
 the name of a pretrained checkpoint of the zoo.
+
+``--resume`` reuses a stored record only when everything that determined it
+(seed, stopping rule, batch size, precision, detector options, checkpoint
+content, …; :func:`gnnmimo.evaluation.record_provenance`) matches.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import sys
 
 import zoo
 from gnnmimo.cli.arguments import add_channel_arguments, channel_from_args, parse_int_list, parse_snr_list
-from gnnmimo.evaluation import evaluate
+from gnnmimo.evaluation import ResumeMismatch, evaluate
 from gnnmimo.files import atomic_write, check_writable
 from gnnmimo.registry import create_from_spec
 from gnnmimo.report import load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
@@ -43,7 +47,8 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument("--markdown", help="write a markdown table here")
     parser.add_argument("--plot", help="write a PNG plot (log SER vs SNR) here")
     parser.add_argument("--resume", action="store_true",
-                        help="keep the points already in --json and run only the missing ones")
+                        help="keep the points already in --json and run only the missing ones (refused when "
+                             "a stored record was made with other settings, e.g. another seed or checkpoint)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     parser.add_argument("--paired-with", metavar="NAME",
                         help="compare every detector with this one on the instances both saw (paired test)")
@@ -81,20 +86,31 @@ def check_outputs(args: argparse.Namespace) -> None:
                 check_writable(path)
             except OSError as error:
                 raise SystemExit(f"error: {error}") from None
+    if args.resume and not args.json:
+        raise SystemExit("error: --resume continues the records of --json; give the file")
     if args.json and os.path.exists(args.json) and not (args.resume or args.overwrite):
         raise SystemExit(f"error: {args.json} exists: use --resume to keep its points and run the missing "
                          "ones, or --overwrite to replace it")
 
 
+def previous_records(args: argparse.Namespace) -> list:
+    """The records of ``--json`` to resume from (none without ``--resume`` or a file)."""
+    if not (args.resume and os.path.exists(args.json)):
+        return []
+    try:
+        return load_json(args.json)
+    except (ValueError, TypeError) as error:  # not JSON, or not records
+        raise SystemExit(f"error: cannot resume from {args.json}: it holds no evaluation records ({error})") from None
+
+
 def evaluate_main(args: argparse.Namespace) -> int:
     check_outputs(args)
+    previous = previous_records(args)
     detectors = build_detectors(args)
     if args.paired_with is not None and args.paired_with not in detectors:
         raise SystemExit(f"error: --paired-with {args.paired_with!r} names none of the detectors {list(detectors)}")
     sampler = MIMOSampler(args.nr, max(args.nt), args.qam, channel=channel_from_args(args),
                           precision=args.precision, device=args.device)
-    previous = load_json(args.json) if args.resume and args.json and os.path.exists(args.json) else []
-    done = {r.key for r in previous}
     results = list(previous)
 
     def save(point):
@@ -104,8 +120,11 @@ def evaluate_main(args: argparse.Namespace) -> int:
 
     try:
         evaluate(detectors, sampler, args.nt, args.snr, args.target_errors, args.max_symbols,
-                 args.batch_size, args.seed, skip=done.__contains__, on_point=save,
+                 args.batch_size, args.seed, previous=previous, on_point=save,
                  progress=not args.no_progress, reference=args.paired_with)
+    except ResumeMismatch as error:
+        raise SystemExit(f"error: cannot resume from {args.json}: {error}\n"
+                         "Use another --json for this run, or --overwrite to replace the file.") from None
     except KeyboardInterrupt:
         print(f"\ninterrupted; {len(results)} records kept"
               + (f" in {args.json} (rerun with --resume to continue)" if args.json else ""), file=sys.stderr)
