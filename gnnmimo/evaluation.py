@@ -43,6 +43,7 @@ before any work.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import zlib
 from collections import defaultdict
@@ -266,6 +267,24 @@ def reusable_keys(previous: Iterable[PointResult], planned: Mapping[tuple, str],
     return reusable
 
 
+def _checked_points(nts: Iterable[int], snrs_db: Iterable[float], **counts: int) -> tuple[list[int], list[float]]:
+    """``nts`` and ``snrs_db`` as lists, after checking them and the ``counts`` (each an int >= 1)."""
+    def is_int(value) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    for name, value in counts.items():
+        if not (is_int(value) and value >= 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    nts, snrs_db = list(nts), list(snrs_db)
+    bad_nts = [nt for nt in nts if not (is_int(nt) and nt >= 1)]
+    if bad_nts:
+        raise ValueError(f"nts (user counts) must be integers >= 1, got {bad_nts}")
+    bad_snrs = [snr for snr in snrs_db if not (isinstance(snr, numbers.Real) and math.isfinite(snr))]
+    if bad_snrs:
+        raise ValueError(f"snrs_db must be finite numbers (dB), got {bad_snrs}")
+    return [int(nt) for nt in nts], [float(snr) for snr in snrs_db]
+
+
 class _Counter:
     """Running error counts of one detector at one point."""
 
@@ -312,6 +331,7 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
     Args:
         detectors: name → detector; all must use the sampler's constellation.
         sampler: draws the instances (its ``nt``/``snr_db`` ranges are overridden per point).
+        nts, snrs_db: user counts (integers >= 1) and SNRs (finite, dB).
         target_errors: a detector stops at a point after this many symbol errors …
         max_symbols: … or after this many symbols.
         batch_size: instances per batch.
@@ -327,7 +347,12 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
 
     Returns:
         One :class:`PointResult` per detector and point that was run.
+
+    Raises:
+        ValueError: for an argument out of range (named in the message), before any work.
     """
+    nts, snrs_db = _checked_points(nts, snrs_db, target_errors=target_errors, max_symbols=max_symbols,
+                                   batch_size=batch_size)
     for name, detector in detectors.items():
         if detector.qam != sampler.qam:
             raise ValueError(f"detector {name!r} decides on {detector.qam} but samples are {sampler.qam}")
