@@ -74,8 +74,8 @@ class ChannelModel:
             raise ValueError(f"rho must satisfy 0 <= low <= high < 1, got {self.rho}")
         if self.kind != "iid" and high == 0.0:
             raise ValueError(f"channel {self.kind!r} needs a correlation rho > 0")
-        if self.csi_error < 0:
-            raise ValueError(f"csi_error (ε²) must be >= 0, got {self.csi_error}")
+        if not 0.0 <= self.csi_error < float("inf"):  # NaN fails too
+            raise ValueError(f"csi_error (ε²) must be a finite number >= 0, got {self.csi_error}")
 
     @property
     def rho_range(self) -> tuple[float, float]:

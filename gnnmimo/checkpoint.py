@@ -52,7 +52,7 @@ import torch
 
 from gnnmimo import registry
 from gnnmimo.detector import Detector
-from gnnmimo.files import atomic_write
+from gnnmimo.files import atomic_write, sha256_of
 
 FORMAT = "gnnmimo-checkpoint"
 FORMAT_VERSION = 2
@@ -156,14 +156,15 @@ def without_training_state(checkpoint: dict) -> dict:
     """A checkpoint's payload for shipping: the optimizer, scheduler and RNG states (which
     only resuming needs) dropped, the validation history kept under ``training``."""
     history = (checkpoint.get("state") or {}).get("history", [])
-    payload = {key: value for key, value in checkpoint.items() if key not in ("path", "state")}
+    payload = {key: value for key, value in checkpoint.items() if key not in ("path", "sha256", "state")}
     payload["state"] = None
     payload["training"] = {**payload["training"], "history": history}
     return payload
 
 
 def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load and check a checkpoint's contents (a dict, see module doc).
+    """Load and check a checkpoint's contents (a dict, see module doc), with the file's ``path`` and the
+    ``sha256`` of its content added.
 
     Raises:
         FileNotFoundError: if there is no file at ``path``.
@@ -178,6 +179,7 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     if problem:
         raise CheckpointError(f"cannot read checkpoint {path}: {problem}")
     checkpoint["path"] = str(path)
+    checkpoint["sha256"] = sha256_of(path)  # what evaluation records name the weights by
     return checkpoint
 
 
@@ -292,7 +294,8 @@ def detector_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu
             the architecture raises ``ValueError``.
 
     The detector gets ``checkpoint_label`` (the file stem) and ``checkpoint``
-    (the stored configuration: ``system``, ``training``, ``library_version``, ``path``).
+    (the stored configuration: ``system``, ``training``, ``library_version``, ``path``, and the
+    ``sha256`` of the file when :func:`read_checkpoint` read it).
 
     Raises:
         ModuleNotFoundError: naming the module the checkpoint needs when it cannot be imported.
@@ -316,7 +319,8 @@ def detector_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu
                               f"({spec['name']!r}, qam {spec['qam']}, options {spec['options']}): {error}") from None
     load_weights(detector, checkpoint, ignore=tuple(options))
     detector.checkpoint_label = Path(checkpoint["path"]).stem
-    detector.checkpoint = {key: checkpoint[key] for key in ("system", "training", "library_version", "path")}
+    detector.checkpoint = {**{key: checkpoint[key] for key in ("system", "training", "library_version", "path")},
+                           "sha256": checkpoint.get("sha256")}
     return detector.to(device).eval()
 
 

@@ -21,6 +21,7 @@ symbol index to the positions of its two components in ``A``.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -47,11 +48,13 @@ class QAM:
     """
 
     def __init__(self, order: int):
+        supported = ", ".join(map(str, SUPPORTED_ORDERS))
+        if not isinstance(order, numbers.Integral) or isinstance(order, bool):  # '16' or 16.0 would fail later
+            raise TypeError(f"qam (the constellation order) must be an int, one of {supported}; "
+                            f"got {order!r} ({type(order).__name__})")
         if order not in SUPPORTED_ORDERS:
-            raise ValueError(
-                f"unknown constellation: {order}-QAM; supported orders are "
-                f"{', '.join(map(str, SUPPORTED_ORDERS))}")
-        self.order = order
+            raise ValueError(f"unknown constellation: {order}-QAM; supported orders (qam) are {supported}")
+        self.order = int(order)
         self.num_bits = int(math.log2(order))
         self.pam_size = math.isqrt(order)
         k = self.num_bits

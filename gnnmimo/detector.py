@@ -22,6 +22,9 @@ training and the property checks rely on):
   :attr:`needs_users_at_most_antennas`, checked once in
   :meth:`Detector.check_input` (detectors whose parameters fix ``Nr`` or
   ``Nt`` extend ``check_input``);
+* **where its work explodes**, if it does: :meth:`Detector.excessive_work`
+  (default ``None``; the exact ML search and SDR say when), asked by the
+  command line before any work;
 * **one precision policy**: a detector computes in whatever precision its
   blocks need (classical solves may run in float64 by option, learned parts
   in their parameters' dtype, each block casting its own inputs), and
@@ -142,7 +145,8 @@ class Detector(nn.Module):
     display_name: ClassVar[str | None] = None
     #: the stem of the checkpoint a loaded detector came from (set by the checkpoint loader)
     checkpoint_label: str | None = None
-    #: the stored configuration of that checkpoint (``system``, ``training``, ``library_version``, ``path``)
+    #: the stored configuration of that checkpoint (``system``, ``training``, ``library_version``, ``path``,
+    #: the file's ``sha256``, and ``source``, the path or pretrained name given to ``zoo.load``)
     checkpoint: dict | None = None
     #: the precision of the learned blocks' matrix products (:meth:`set_precision`)
     precision: str = "fp32"
@@ -236,6 +240,17 @@ class Detector(nn.Module):
     def iterate(self, graph: MIMOGraph) -> Tensor:
         """Return ``[T, N_u, M]`` logits after each iteration."""
         raise NotImplementedError
+
+    def excessive_work(self, nr: int, nt: int) -> str | None:
+        """Why detecting ``Nr × Nt`` instances would take far longer than a user can expect — a
+        sentence with a work estimate, e.g. ``"ml at Nt=16, 16-QAM searches 16^16 = 1.8e+19
+        candidates per instance"`` — or ``None`` (the default: the cost is polynomial in the size).
+
+        ``gnnmimo evaluate`` asks every detector for every ``Nt`` before any work and refuses
+        the run unless ``--allow-slow``. A detector whose cost explodes (exponential search,
+        one solver call per instance) overrides this, with its threshold in its docstring.
+        """
+        return None
 
     def require_users_at_most_antennas(self, graph: MIMOGraph, hint: str = "", name: str | None = None) -> None:
         """Raise ``ValueError`` naming the first instance with ``Nt > Nr`` (for detectors

@@ -30,13 +30,23 @@ instance ``m`` on the common prefix of ``M`` instances (``Nt`` symbols each),
 interval from the spread of the ``d_m``, and a two-sided sign test counts
 the instances where the detector made fewer (``better``) or more
 (``worse``) errors than the reference: a 0.1 dB gap that independent
-intervals cannot resolve shows up there.
+intervals cannot resolve shows up there. From a single instance the interval
+is undefined (``None``, ``null`` in JSON).
+
+**Provenance.** Every record stores what determined it besides its point
+(:func:`record_provenance`: seed, stopping rule, batch size, precision, the
+detector's spec and checkpoint hash, …). Records of an earlier run passed as
+``previous`` are reused only when their provenance equals this run's; a
+stored record of a planned point made otherwise raises :class:`ResumeMismatch`
+before any work.
 """
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import zlib
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Mapping
 
@@ -45,7 +55,9 @@ from scipy.stats import beta, binomtest, t as student_t
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from gnnmimo.checkpoint import differences, library_version
 from gnnmimo.detector import Detector
+from gnnmimo.registry import class_path, registered_name
 from gnnmimo.sampling import MIMOSampler
 
 
@@ -80,7 +92,8 @@ class PairedComparison:
     Attributes:
         symbol_errors, reference_symbol_errors: errors of each on those instances.
         ser_difference, ci_low, ci_high: SER of the detector minus SER of the reference, with
-            its interval (negative: the detector is better).
+            its interval (negative: the detector is better); the interval is ``None`` when
+            ``instances`` is 1 (no spread to estimate it from).
         better, worse: instances with fewer / more errors than the reference.
         p_value: two-sided sign test of ``better`` against ``worse``.
     """
@@ -90,8 +103,8 @@ class PairedComparison:
     symbol_errors: int
     reference_symbol_errors: int
     ser_difference: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    ci_high: float | None
     better: int
     worse: int
     p_value: float
@@ -109,11 +122,14 @@ def paired_comparison(errors: Tensor, reference_errors: Tensor, symbols_per_inst
     difference = (errors - reference_errors).double()
     count = difference.numel()
     mean = float(difference.mean()) / symbols_per_instance
-    spread = float(difference.std()) / symbols_per_instance if count > 1 else math.inf
-    half_width = student_t.ppf((1 + confidence) / 2, max(count - 1, 1)) * spread / math.sqrt(count)
+    low = high = None  # one instance: no spread, no interval (infinite bounds would not be valid JSON)
+    if count > 1:
+        spread = float(difference.std()) / symbols_per_instance
+        half_width = student_t.ppf((1 + confidence) / 2, count - 1) * spread / math.sqrt(count)
+        low, high = mean - half_width, mean + half_width
     better, worse = int((difference < 0).sum()), int((difference > 0).sum())
     return PairedComparison(reference, count, int(errors.sum()), int(reference_errors.sum()), mean,
-                            mean - half_width, mean + half_width, better, worse, sign_test(better, worse))
+                            low, high, better, worse, sign_test(better, worse))
 
 
 @dataclass
@@ -122,7 +138,10 @@ class PointResult:
 
     ``instances`` and the sums of squared per-instance error counts are the
     statistics of the intervals (0 in records written before they were kept);
-    ``paired`` compares the detector with the run's reference detector.
+    ``paired`` compares the detector with the run's reference detector;
+    ``provenance`` is what determined the record besides its :attr:`key`
+    (:func:`record_provenance`; ``None`` in records written before it was kept,
+    which a resumed run cannot verify and so refuses).
     """
 
     detector: str
@@ -146,6 +165,7 @@ class PointResult:
     symbol_error_squares: int = 0
     bit_error_squares: int = 0
     paired: PairedComparison | None = None
+    provenance: dict | None = None
 
     def __post_init__(self):
         if isinstance(self.paired, dict):  # read back from JSON
@@ -153,7 +173,7 @@ class PointResult:
 
     @property
     def key(self) -> tuple:
-        """What identifies the point across runs (for resuming)."""
+        """Which point the record is of (a resumed run also compares :attr:`provenance`)."""
         return point_key(self.detector, self.nr, self.nt, self.qam, self.channel, self.snr_db)
 
     def to_dict(self) -> dict:
@@ -167,6 +187,102 @@ def point_key(detector: str, nr: int, nt: int, qam: int, channel: str, snr_db: f
 def point_seed(seed: int, nt: int, snr_db: float) -> int:
     """A stable per-point seed, independent of which other points run."""
     return zlib.crc32(f"{seed}:{nt}:{snr_db:.6f}".encode())
+
+
+def record_provenance(detector: Detector, sampler: MIMOSampler, *, seed: int, target_errors: int,
+                      max_symbols: int, batch_size: int, reference: str | None) -> dict:
+    """What determines a record of ``detector`` besides its point (:func:`point_key`), as plain JSON data.
+
+    * the sample stream: ``seed``; the sampler's ``precision``, antenna range ``nr`` and exact
+      ``channel``; the ``device`` *type*, since a CUDA generator draws another stream than the CPU one
+      (which GPU, and how many CPU threads, do not change the numbers: seeded runs are bit-identical
+      across thread counts);
+    * where a point stops: ``target_errors``, ``max_symbols`` and ``batch_size`` (the stopping rule is
+      checked after every batch);
+    * the ``detector``: its registered name (or ``module:Class``), constellation and resolved options
+      (:attr:`~gnnmimo.detector.Detector.hparams`); for a detector loaded from a ``checkpoint``, the path
+      or pretrained name it was loaded by (``source``) and the ``sha256`` of the file's content;
+    * the paired ``reference`` and the ``library_version``.
+    """
+    cls = type(detector)
+    loaded = detector.checkpoint
+    return _plain({
+        "library_version": library_version(),
+        "seed": seed, "target_errors": target_errors, "max_symbols": max_symbols, "batch_size": batch_size,
+        "precision": sampler.precision, "nr": sampler.nr_range, "channel": asdict(sampler.channel),
+        "device": sampler.device.type,
+        "detector": {"name": registered_name(cls) or class_path(cls), "qam": detector.qam.order,
+                     "options": detector.hparams},
+        "checkpoint": None if loaded is None else {"source": loaded.get("source", loaded.get("path")),
+                                                   "sha256": loaded.get("sha256")},
+        "reference": reference,
+    })
+
+
+def _plain(value):
+    """``value`` as strict JSON data: tuples as lists, keys as strings, anything else (an object, a
+    non-finite float) by its ``repr``, so that a record compares equal to itself read back."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, (bool, int, str)) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    return repr(value)
+
+
+class ResumeMismatch(ValueError):
+    """Stored records of points a run would reuse, made otherwise than the run would make them."""
+
+
+def reusable_keys(previous: Iterable[PointResult], planned: Mapping[tuple, str],
+                  provenance: Mapping[str, dict]) -> set[tuple]:
+    """The keys of the ``previous`` records that a run may reuse instead of running their points again.
+
+    Args:
+        planned: the run's points, :func:`point_key` → detector name.
+        provenance: the run's :func:`record_provenance`, by detector name.
+
+    Raises:
+        ResumeMismatch: listing, per detector, the stored records of planned points whose provenance
+            differs (each difference as ``field: stored vs now``) or is missing (written before
+            records kept it: they cannot be verified).
+    """
+    reusable, problems = set(), defaultdict(list)  # (detector, what differs) → points
+    for record in previous:
+        name = planned.get(record.key)
+        if name is None:
+            continue  # not a point of this run: kept as it is
+        found = (["written before records kept their provenance, so it cannot be verified"]
+                 if record.provenance is None else differences(record.provenance, provenance[name]))
+        if found:
+            problems[(record.detector, "; ".join(found))].append(f"Nt={record.nt} SNR={record.snr_db:g}")
+        else:
+            reusable.add(record.key)
+    if problems:
+        lines = [f"{detector} ({len(points)} point{'s' * (len(points) > 1)}: {', '.join(points[:3])}"
+                 f"{', …' if len(points) > 3 else ''}): {found}" for (detector, found), points in problems.items()]
+        raise ResumeMismatch("stored records of points of this run were made otherwise (stored vs now):\n  "
+                             + "\n  ".join(lines))
+    return reusable
+
+
+def _checked_points(nts: Iterable[int], snrs_db: Iterable[float], **counts: int) -> tuple[list[int], list[float]]:
+    """``nts`` and ``snrs_db`` as lists, after checking them and the ``counts`` (each an int >= 1)."""
+    def is_int(value) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    for name, value in counts.items():
+        if not (is_int(value) and value >= 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    nts, snrs_db = list(nts), list(snrs_db)
+    bad_nts = [nt for nt in nts if not (is_int(nt) and nt >= 1)]
+    if bad_nts:
+        raise ValueError(f"nts (user counts) must be integers >= 1, got {bad_nts}")
+    bad_snrs = [snr for snr in snrs_db if not (isinstance(snr, numbers.Real) and math.isfinite(snr))]
+    if bad_snrs:
+        raise ValueError(f"snrs_db must be finite numbers (dB), got {bad_snrs}")
+    return [int(nt) for nt in nts], [float(snr) for snr in snrs_db]
 
 
 class _Counter:
@@ -207,7 +323,7 @@ class _Counter:
 
 def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Iterable[int],
              snrs_db: Iterable[float], target_errors: int = 1000, max_symbols: int = 1_000_000,
-             batch_size: int = 4096, seed: int = 0, skip: Callable[[tuple], bool] = lambda key: False,
+             batch_size: int = 4096, seed: int = 0, previous: Iterable[PointResult] = (),
              on_point: Callable[[list[PointResult]], None] = lambda results: None,
              progress: bool = True, reference: str | None = None) -> list[PointResult]:
     """Measure SER/BER of ``detectors`` for every ``Nt`` in ``nts`` and SNR in ``snrs_db``.
@@ -215,12 +331,14 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
     Args:
         detectors: name → detector; all must use the sampler's constellation.
         sampler: draws the instances (its ``nt``/``snr_db`` ranges are overridden per point).
+        nts, snrs_db: user counts (integers >= 1) and SNRs (finite, dB).
         target_errors: a detector stops at a point after this many symbol errors …
         max_symbols: … or after this many symbols.
         batch_size: instances per batch.
         seed: base seed of the sample streams.
-        skip: ``skip(point_key(...))`` true → that detector/point is not run
-            (used to resume from earlier results).
+        previous: records of an earlier run (to resume it): a point whose record is there with this
+            run's provenance is not run again; one with another provenance, or none, raises
+            :class:`ResumeMismatch` before any work (:func:`reusable_keys`).
         on_point: called with the results of each finished point (e.g. to
             save them), so an interruption loses at most the current point.
         reference: the name of one of ``detectors``; every other detector's
@@ -229,7 +347,12 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
 
     Returns:
         One :class:`PointResult` per detector and point that was run.
+
+    Raises:
+        ValueError: for an argument out of range (named in the message), before any work.
     """
+    nts, snrs_db = _checked_points(nts, snrs_db, target_errors=target_errors, max_symbols=max_symbols,
+                                   batch_size=batch_size)
     for name, detector in detectors.items():
         if detector.qam != sampler.qam:
             raise ValueError(f"detector {name!r} decides on {detector.qam} but samples are {sampler.qam}")
@@ -237,11 +360,19 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
         raise ValueError(f"the paired reference {reference!r} is not among the detectors {list(detectors)}")
     nr = sampler.nr_range[1]
     channel = sampler.channel.describe()
+
+    def key(name: str, nt: int, snr: float) -> tuple:
+        return point_key(name, nr, nt, sampler.qam.order, channel, snr)
+
+    provenance = {name: record_provenance(detector, sampler, seed=seed, target_errors=target_errors,
+                                          max_symbols=max_symbols, batch_size=batch_size, reference=reference)
+                  for name, detector in detectors.items()}
+    done = reusable_keys(previous, {key(name, nt, snr): name for name in detectors for nt in nts for snr in snrs_db},
+                         provenance)
     results = []
     for nt in nts:
         for snr in snrs_db:
-            names = [n for n in detectors
-                     if not skip(point_key(n, nr, nt, sampler.qam.order, channel, snr))]
+            names = [n for n in detectors if key(n, nt, snr) not in done]
             if not names:
                 continue
             counters = {name: _Counter() for name in names}
@@ -258,7 +389,8 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
                         counters[name].add(detectors[name], graph)
                     bar.update(min(c.symbols for c in counters.values()) - bar.n)
                     bar.set_postfix(errors=min(c.symbol_errors for c in counters.values()))
-            point = [_result(name, counters[name], nr, nt, sampler.qam.order, channel, snr) for name in names]
+            point = [_result(name, counters[name], nr, nt, sampler.qam.order, channel, snr, provenance[name])
+                     for name in names]
             if reference in counters:
                 reference_errors = counters[reference].errors_per_instance()
                 for record in point:
@@ -272,10 +404,11 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
     return results
 
 
-def _result(name: str, c: _Counter, nr: int, nt: int, qam: int, channel: str, snr: float) -> PointResult:
+def _result(name: str, c: _Counter, nr: int, nt: int, qam: int, channel: str, snr: float,
+            provenance: dict) -> PointResult:
     ser_low, ser_high = clustered_interval(c.symbol_errors, c.symbols, c.instances, c.symbol_error_squares)
     ber_low, ber_high = clustered_interval(c.bit_errors, c.bits, c.instances, c.bit_error_squares)
     return PointResult(name, nr, nt, qam, channel, float(snr), c.symbols, c.symbol_errors,
                        c.symbol_errors / c.symbols, ser_low, ser_high, c.bits, c.bit_errors,
                        c.bit_errors / c.bits, ber_low, ber_high, round(c.seconds, 4),
-                       c.instances, c.symbol_error_squares, c.bit_error_squares)
+                       c.instances, c.symbol_error_squares, c.bit_error_squares, provenance=provenance)

@@ -1,4 +1,5 @@
-"""Atomic file writes, for checkpoints and result files, and an up-front check that outputs can be written.
+"""Atomic file writes, for checkpoints and result files, an up-front check that outputs can be written,
+and content hashes.
 
 A reader (or a resumed run) sees either the previous file or the complete
 new one, never a partial write: the data go to a temporary file in the same
@@ -11,6 +12,7 @@ never the live file of a concurrent one.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import socket
@@ -127,3 +129,12 @@ def check_writable(path: str | os.PathLike) -> None:
         raise OSError(f"cannot write {path}: a part of {path.parent} is not a directory") from None
     except OSError as error:
         raise OSError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's content, as hexadecimal (what ``sha256sum`` prints)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

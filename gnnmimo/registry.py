@@ -8,7 +8,9 @@ and so can any module outside this repository)::
 
 :func:`create` builds a registered detector by name; a *spec* string names a
 detector and its options, ``"kbest:k=32"`` or ``"ep:iterations=10,damping=0.9"``
-(values parsed as Python literals: numbers, booleans, strings).
+(values parsed as Python literals: numbers, booleans, strings). Options are
+checked against the constructor's defaults before it runs (:func:`check_option_types`):
+``iterations=2.5`` is refused at once instead of failing at the first batch.
 
 **Identity.** A checkpoint records which class rebuilds a detector
 (:func:`identity`): the registered name when the detector's class is itself
@@ -34,6 +36,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
+import numbers
 import os
 import warnings
 from importlib.metadata import entry_points
@@ -144,6 +148,7 @@ def create(name: str, qam: QAM | int, **options) -> Detector:
 
     Raises:
         ValueError: for an unknown name or an option the detector does not take.
+        TypeError: for an option of the wrong type (:func:`check_option_types`).
     """
     cls = detector_class(name)
     accepted = cls.option_names()
@@ -151,7 +156,34 @@ def create(name: str, qam: QAM | int, **options) -> Detector:
     if unknown and not cls.takes_any_option():
         raise ValueError(f"detector {name!r} has no option(s) {sorted(unknown)}; "
                          f"it takes {sorted(accepted) or 'none'}")
+    check_option_types(name, cls, options)
     return cls(qam, **options)
+
+
+#: what an option must be, by the type of its default: (check, description); ``bool`` before ``int``
+_OPTION_TYPES = (
+    (bool, lambda value: isinstance(value, bool), "True or False"),
+    (int, lambda value: isinstance(value, numbers.Integral) and not isinstance(value, bool), "an int"),
+    (float, lambda value: isinstance(value, numbers.Real) and not isinstance(value, bool), "a number"),
+    (str, lambda value: isinstance(value, str), "a string"),
+)
+
+
+def check_option_types(name: str, cls: type[Detector], options: dict) -> None:
+    """Raise ``TypeError`` for an option whose constructor default is a bool, int, float or str
+    and whose value is not of that type (an int passes for a float; ``True`` passes for neither).
+
+    Options without a scalar default (``None``, a tuple, none at all) are the constructor's to check.
+    """
+    parameters = inspect.signature(cls.__init__).parameters
+    for key, value in options.items():
+        default = parameters[key].default if key in parameters else None
+        for kind, accepts, description in _OPTION_TYPES:
+            if isinstance(default, kind):
+                if not accepts(value):
+                    raise TypeError(f"detector {name!r}: option {key} must be {description} (its default is "
+                                    f"{default!r}), got {value!r} ({type(value).__name__})")
+                break
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:

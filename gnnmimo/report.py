@@ -6,13 +6,14 @@ import math
 import os
 from collections import defaultdict
 
-from gnnmimo.evaluation import PointResult, sign_test
+from gnnmimo.evaluation import PairedComparison, PointResult, sign_test
 from gnnmimo.files import atomic_write
 
 
 def save_json(results: list[PointResult], path: str | os.PathLike) -> None:
-    """Save records as a JSON list (atomically)."""
-    payload = json.dumps([r.to_dict() for r in results], indent=1).encode()
+    """Save records as a JSON list (atomically), strict JSON: a NaN or infinity raises ``ValueError``
+    instead of being written as the ``NaN``/``Infinity`` that JSON parsers other than Python's refuse."""
+    payload = json.dumps([r.to_dict() for r in results], indent=1, allow_nan=False).encode()
     atomic_write(path, lambda handle: handle.write(payload))
 
 
@@ -87,7 +88,7 @@ def paired_table(results: list[PointResult]) -> str:
         c = r.paired
         lines.append(f"| {r.nr} | {r.nt} | {r.qam} | {r.channel} | {r.snr_db:g} | {r.detector} | {c.reference} "
                      f"| {c.instances} | {c.symbol_errors} / {c.reference_symbol_errors} "
-                     f"| {c.ser_difference:.3g} [{c.ci_low:.2g}, {c.ci_high:.2g}] | {c.better} / {c.worse} "
+                     f"| {c.ser_difference:.3g} {_interval(c)} | {c.better} / {c.worse} "
                      f"| {_p_value(c.p_value)} |")
         totals = pooled[(r.detector, c.reference)]
         for k, value in enumerate((c.instances, c.symbol_errors, c.reference_symbol_errors, c.better, c.worse)):
@@ -96,6 +97,10 @@ def paired_table(results: list[PointResult]) -> str:
         lines.append(f"| all | all | | | all | {detector} | {reference} | {instances} | {errors} / {reference_errors} "
                      f"| | {better} / {worse} | {_p_value(sign_test(better, worse))} |")
     return "\n".join(lines) + "\n"
+
+
+def _interval(c: PairedComparison) -> str:
+    return "[undefined: 1 instance]" if c.ci_low is None else f"[{c.ci_low:.2g}, {c.ci_high:.2g}]"
 
 
 def _p_value(p: float) -> str:

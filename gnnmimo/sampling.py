@@ -48,6 +48,22 @@ def sample_counts(low: int, high: int, size: int, distribution: str,
     return low + torch.multinomial(weights, size, replacement=True, generator=generator)
 
 
+def usable_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device`, checked by creating an empty tensor there.
+
+    Raises:
+        ValueError: when ``device`` names no torch device (``"foo"``) or one this torch build or
+            machine cannot use (``"cuda"`` on a CPU-only build, ``"cuda:3"`` on a one-GPU machine),
+            so that a run fails before any work instead of at its first random draw.
+    """
+    try:
+        device = torch.device(device)
+        torch.empty(0, device=device)
+    except Exception as error:  # torch raises RuntimeError, AssertionError or NotImplementedError here
+        raise ValueError(f"device {str(device)!r} cannot be used here: {error}") from None
+    return device
+
+
 @dataclass
 class MIMOSampler:
     """Draws batches of ``y = H x + n`` as :class:`MIMOGraph`.
@@ -86,7 +102,7 @@ class MIMOSampler:
         if self.precision not in ("single", "double"):
             raise ValueError(f"precision must be 'single' or 'double', got {self.precision!r}")
         self.dtype = complex_dtype(torch.float64 if self.precision == "double" else torch.float32)
-        self.device = torch.device(self.device)
+        self.device = usable_device(self.device)
 
     def generator(self, seed: int) -> torch.Generator:
         """A seeded random stream on the sampler's device."""

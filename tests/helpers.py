@@ -29,3 +29,17 @@ def sionna_module(submodule: str):
     """``sionna.phy.<submodule>``, or skip the test when Sionna is not installed (the ``sionna`` extra)."""
     pytest.importorskip("sionna.phy")
     return importlib.import_module(f"sionna.phy.{submodule}")
+
+
+#: a ``gnnmimo evaluate`` command line that runs in well under a second
+TINY_EVALUATE = ["evaluate", "--detector", "mmse", "--nr", "4", "--nt", "2", "--qam", "4", "--snr", "0,5",
+                 "--target-errors", "20", "--max-symbols", "400", "--batch-size", "100", "--no-progress"]
+
+
+def with_option(argv: list[str], option: str, value: str) -> list[str]:
+    """``argv`` with ``option`` set to ``value`` (replaced when present, else appended)."""
+    if option not in argv:
+        return argv + [option, value]
+    argv = list(argv)
+    argv[argv.index(option) + 1] = value
+    return argv

@@ -44,8 +44,12 @@ def resolve(path_or_name: str | os.PathLike) -> Path:
 def load(path_or_name: str | os.PathLike, device: str | torch.device = "cpu", **options) -> Detector:
     """A ready detector (eval mode) from a checkpoint file or a pretrained name; ``options``
     override stored options that do not change the weights
-    (:func:`gnnmimo.checkpoint.detector_from_checkpoint`)."""
-    return detector_from_checkpoint(read_checkpoint(resolve(path_or_name)), device, **options)
+    (:func:`gnnmimo.checkpoint.detector_from_checkpoint`). ``detector.checkpoint["source"]`` keeps
+    ``path_or_name`` as given (evaluation records name the checkpoint by it: a pretrained name
+    stays the same in every checkout, its resolved path does not)."""
+    detector = detector_from_checkpoint(read_checkpoint(resolve(path_or_name)), device, **options)
+    detector.checkpoint["source"] = str(path_or_name)
+    return detector
 
 
 def export_pretrained(source: str | os.PathLike, name: str) -> Path:

@@ -9,24 +9,65 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Callable
 
 import numpy as np
 import torch
 
 from gnnmimo.channels import CHANNEL_KINDS, ChannelModel
+from gnnmimo.constellation import SUPPORTED_ORDERS
+from gnnmimo.sampling import usable_device
+
+#: the most values one ``--nt`` or ``--snr`` list may hold: a slip such as ``--snr 0:1e-9:1``
+#: (10⁹ points) is refused before the list is built
+MAX_LIST_VALUES = 10_000
+
+
+def number_type(convert: Callable[[str], float], description: str,
+                accept: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse ``type``: ``convert(text)``, refused unless ``accept(value)`` with the message
+    ``expected DESCRIPTION, got 'TEXT'`` (argparse names the option)."""
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = math.nan
+        if not accept(value):   # NaN fails every comparison
+            raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = number_type(int, "an integer >= 1", lambda value: value >= 1)
+non_negative_int = number_type(int, "an integer >= 0", lambda value: value >= 0)
+#: > 0 (e.g. ``--time-limit`` minutes: 0 or less would stop a run after its first step); inf allowed
+positive_float = number_type(float, "a number > 0", lambda value: value > 0)
+non_negative_float = number_type(float, "a finite number >= 0", lambda value: 0 <= value < math.inf)
+fraction = number_type(float, "a number between 0 and 1 (both excluded)", lambda value: 0 < value < 1)
+
+
+def _check_length(count: float, text: str) -> None:
+    if not count <= MAX_LIST_VALUES:
+        raise argparse.ArgumentTypeError(f"{text!r} gives {count:.3g} values, more than the {MAX_LIST_VALUES} "
+                                         "one list may hold (is the step right?)")
 
 
 def parse_int_list(text: str) -> list[int]:
-    """``"4"`` → [4]; ``"4:8"`` → [4, 5, 6, 7, 8]; ``"4,8"`` → [4, 8]."""
+    """User counts: ``"4"`` → [4]; ``"4:8"`` → [4, 5, 6, 7, 8]; ``"4,8"`` → [4, 8]; every count >= 1."""
     try:
         if ":" in text:
             low, high = (int(v) for v in text.split(":"))
             if low > high:
                 raise ValueError
-            return list(range(low, high + 1))
-        return [int(v) for v in text.split(",")]
+            _check_length(high - low + 1, text)
+            values = list(range(low, high + 1))
+        else:
+            values = [int(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected N, LOW:HIGH or N1,N2,…; got {text!r}") from None
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"user counts must be >= 1, got {text!r}")
+    return values
 
 
 def parse_int_range(text: str) -> tuple[int, int]:
@@ -38,19 +79,24 @@ def parse_int_range(text: str) -> tuple[int, int]:
 
 
 def parse_snr_list(text: str) -> list[float]:
-    """``"8,11,14"`` or ``"start:step:stop"`` (stop included) → SNRs in dB, each once (a repeated
+    """``"8,11,14"`` or ``"start:step:stop"`` (stop included) → SNRs in dB, finite, each once (a repeated
     SNR would give two records of the same point)."""
     try:
+        numbers = [float(v) for v in text.split(":" if ":" in text else ",")]
+        if not all(map(math.isfinite, numbers)):
+            raise ValueError
         if ":" in text:
-            start, step, stop = (float(v) for v in text.split(":"))
+            start, step, stop = numbers
             if step <= 0 or stop < start:
                 raise ValueError
+            _check_length((stop - start) / step + 1, text)   # before np.arange builds it
             values = [round(v, 6) for v in np.arange(start, stop + step / 2, step)]
         else:
-            values = [float(v) for v in text.split(",")]
+            values = numbers
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected SNR1,SNR2,… or START:STEP:STOP in dB; got {text!r}") from None
+            f"expected finite SNR1,SNR2,… or START:STEP:STOP (STEP > 0) in dB; got {text!r}") from None
+    _check_length(len(values), text)
     repeated = sorted({v for v in values if values.count(v) > 1})
     if repeated:
         raise argparse.ArgumentTypeError(f"SNR {', '.join(f'{v:g}' for v in repeated)} dB given more than once "
@@ -58,38 +104,36 @@ def parse_snr_list(text: str) -> list[float]:
     return values
 
 
-def positive_float(text: str) -> float:
-    """A number > 0 (e.g. ``--time-limit`` minutes: 0 or less would stop a run after its first step)."""
+def parse_device(text: str) -> str:
+    """A torch device this machine can use (``cpu``, ``cuda``, ``cuda:1``, …), checked before any work."""
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+        usable_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def parse_rho(text: str) -> float | tuple[float, float]:
-    """``"0.6"`` → 0.6; ``"0.55:0.75"`` → (0.55, 0.75)."""
+    """``"0.6"`` → 0.6; ``"0.55:0.75"`` → (0.55, 0.75), with ``0 <= LOW <= HIGH < 1``."""
     try:
         values = tuple(float(v) for v in text.split(":"))
     except ValueError:
         values = ()
-    if len(values) not in (1, 2):
-        raise argparse.ArgumentTypeError(f"expected RHO or LOW:HIGH, got {text!r}")
+    if len(values) not in (1, 2) or not 0 <= values[0] <= values[-1] < 1:
+        raise argparse.ArgumentTypeError(f"expected RHO or LOW:HIGH with 0 <= LOW <= HIGH < 1, got {text!r}")
     return values[0] if len(values) == 1 else values
 
 
 def add_channel_arguments(parser: argparse.ArgumentParser) -> None:
     """The system and channel options shared by ``evaluate`` and ``train``."""
     group = parser.add_argument_group("system and channel")
-    group.add_argument("--qam", type=int, default=16, help="constellation order (4, 16, 64, 256)")
+    group.add_argument("--qam", type=int, choices=SUPPORTED_ORDERS, default=16, help="constellation order")
     group.add_argument("--channel", choices=CHANNEL_KINDS, default="iid")
     group.add_argument("--rho", type=parse_rho, default=None,
-                       help="exponential correlation, RHO or LOW:HIGH (kronecker channels)")
-    group.add_argument("--csi-error", type=float, default=0.0, metavar="EPS2",
-                       help="relative channel-estimation error power ε² (detector sees H + E)")
-    group.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+                       help="exponential correlation, RHO or LOW:HIGH in [0, 1) (kronecker channels)")
+    group.add_argument("--csi-error", type=non_negative_float, default=0.0, metavar="EPS2",
+                       help="relative channel-estimation error power ε² >= 0 (detector sees H + E)")
+    group.add_argument("--device", type=parse_device, default="cuda" if torch.cuda.is_available() else "cpu")
     group.add_argument("--precision", choices=("single", "double"), default="single")
     group.add_argument("--seed", type=int, default=0)
 
@@ -111,7 +155,7 @@ def parse_snr_option(text: str) -> tuple[str | tuple | dict, tuple[float, float]
     ``"4=8:23.5,8=10:30.5"`` → ``(snr, targets)``."""
     def bounds(item: str) -> tuple[float, float]:
         low, high = (float(v) for v in item.split(":"))
-        if low > high:
+        if not -math.inf < low <= high < math.inf:
             raise ValueError(item)
         return low, high
 
@@ -125,4 +169,4 @@ def parse_snr_option(text: str) -> tuple[str | tuple | dict, tuple[float, float]
     except ValueError:
         pass
     raise argparse.ArgumentTypeError("expected auto, auto:SER_LOW_END:SER_HIGH_END, LOW:HIGH dB or "
-                                     f"NT=LOW:HIGH,NT=LOW:HIGH; got {text!r}")
+                                     f"NT=LOW:HIGH,NT=LOW:HIGH (finite, LOW <= HIGH); got {text!r}")

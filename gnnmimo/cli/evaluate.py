@@ -9,6 +9,14 @@ Value syntax: ``--nt 4``, ``4:8`` (every Nt from 4 to 8) or ``4,8``; ``--snr
 ``0.55:0.75`` (triangular per instance, mode at the upper end); detectors
 take options as ``--detector kbest:k=32``; ``--checkpoint`` takes a file or
 the name of a pretrained checkpoint of the zoo.
+
+Every argument is checked before any work, and so is the work itself: a
+detector whose cost explodes at the requested size (``ml`` beyond ``2^36``
+candidates per instance, ``sdr`` beyond 16 users; :meth:`Detector.excessive_work
+<gnnmimo.detector.Detector.excessive_work>`) is refused with an estimate unless
+``--allow-slow``. ``--resume`` reuses a stored record only when everything that
+determined it (seed, stopping rule, batch size, precision, detector options,
+checkpoint content, …; :func:`gnnmimo.evaluation.record_provenance`) matches.
 """
 from __future__ import annotations
 
@@ -17,8 +25,9 @@ import os
 import sys
 
 import zoo
-from gnnmimo.cli.arguments import add_channel_arguments, channel_from_args, parse_int_list, parse_snr_list
-from gnnmimo.evaluation import evaluate
+from gnnmimo.cli.arguments import (add_channel_arguments, channel_from_args, fraction, parse_int_list,
+                                   parse_snr_list, positive_int)
+from gnnmimo.evaluation import ResumeMismatch, evaluate
 from gnnmimo.files import atomic_write, check_writable
 from gnnmimo.registry import create_from_spec
 from gnnmimo.report import load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
@@ -32,23 +41,26 @@ def add_evaluate_parser(subparsers) -> None:
                         help="a registered detector (repeatable); see `gnnmimo list`")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH_OR_NAME",
                         help="a trained detector checkpoint, or the name of a pretrained one (repeatable)")
-    parser.add_argument("--nr", type=int, required=True, help="receive antennas")
+    parser.add_argument("--nr", type=positive_int, required=True, help="receive antennas")
     parser.add_argument("--nt", type=parse_int_list, required=True, help="users: N, LOW:HIGH or N1,N2")
     parser.add_argument("--snr", type=parse_snr_list, required=True, help="SNRs in dB")
     add_channel_arguments(parser)
-    parser.add_argument("--target-errors", type=int, default=1000)
-    parser.add_argument("--max-symbols", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=2048, help="instances per batch")
+    parser.add_argument("--target-errors", type=positive_int, default=1000)
+    parser.add_argument("--max-symbols", type=positive_int, default=1_000_000)
+    parser.add_argument("--batch-size", type=positive_int, default=2048, help="instances per batch")
     parser.add_argument("--json", help="write the records here (updated after every point)")
     parser.add_argument("--markdown", help="write a markdown table here")
     parser.add_argument("--plot", help="write a PNG plot (log SER vs SNR) here")
     parser.add_argument("--resume", action="store_true",
-                        help="keep the points already in --json and run only the missing ones")
+                        help="keep the points already in --json and run only the missing ones (refused when "
+                             "a stored record was made with other settings, e.g. another seed or checkpoint)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     parser.add_argument("--paired-with", metavar="NAME",
                         help="compare every detector with this one on the instances both saw (paired test)")
-    parser.add_argument("--ser-target", type=float, default=1e-2,
+    parser.add_argument("--ser-target", type=fraction, default=1e-2,
                         help="also tabulate the SNR (interpolated) at which each curve reaches this SER")
+    parser.add_argument("--allow-slow", action="store_true",
+                        help="run even where a detector estimates far too much work (ml, sdr at large Nt)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(main=evaluate_main)
 
@@ -65,7 +77,7 @@ def build_detectors(args: argparse.Namespace) -> dict:
             if label in detectors:
                 raise ValueError(f"two detectors would be labelled {label!r}; give each checkpoint once")
             detectors[label] = detector
-    except (ValueError, FileNotFoundError, ModuleNotFoundError) as error:
+    except (ValueError, TypeError, FileNotFoundError, ModuleNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     if not detectors:
         raise SystemExit("error: give at least one --detector or --checkpoint")
@@ -81,20 +93,47 @@ def check_outputs(args: argparse.Namespace) -> None:
                 check_writable(path)
             except OSError as error:
                 raise SystemExit(f"error: {error}") from None
+    if args.resume and not args.json:
+        raise SystemExit("error: --resume continues the records of --json; give the file")
     if args.json and os.path.exists(args.json) and not (args.resume or args.overwrite):
         raise SystemExit(f"error: {args.json} exists: use --resume to keep its points and run the missing "
                          "ones, or --overwrite to replace it")
 
 
+def previous_records(args: argparse.Namespace) -> list:
+    """The records of ``--json`` to resume from (none without ``--resume`` or a file)."""
+    if not (args.resume and os.path.exists(args.json)):
+        return []
+    try:
+        return load_json(args.json)
+    except (ValueError, TypeError) as error:  # not JSON, or not records
+        raise SystemExit(f"error: cannot resume from {args.json}: it holds no evaluation records ({error})") from None
+
+
+def check_work(detectors: dict, nr: int, nts: list[int], allow_slow: bool) -> None:
+    """Refuse, before any work, a run in which a detector estimates far too much work at some Nt
+    (:meth:`Detector.excessive_work <gnnmimo.detector.Detector.excessive_work>`), unless ``--allow-slow``."""
+    reasons = []
+    for name, detector in detectors.items():
+        slow = {nt: reason for nt in nts if (reason := detector.excessive_work(nr, nt))}
+        if slow:
+            first, *others = sorted(slow)
+            also = f" (and at Nt {', '.join(map(str, others))})" if others else ""
+            reasons.append(f"{name}: {slow[first]}{also}")
+    if reasons and not allow_slow:
+        raise SystemExit("error: this run would take far longer than one can expect:\n  " + "\n  ".join(reasons)
+                         + "\nreduce --nt, drop the detector, or add --allow-slow to run it anyway")
+
+
 def evaluate_main(args: argparse.Namespace) -> int:
     check_outputs(args)
+    previous = previous_records(args)
     detectors = build_detectors(args)
     if args.paired_with is not None and args.paired_with not in detectors:
         raise SystemExit(f"error: --paired-with {args.paired_with!r} names none of the detectors {list(detectors)}")
+    check_work(detectors, args.nr, args.nt, args.allow_slow)
     sampler = MIMOSampler(args.nr, max(args.nt), args.qam, channel=channel_from_args(args),
                           precision=args.precision, device=args.device)
-    previous = load_json(args.json) if args.resume and args.json and os.path.exists(args.json) else []
-    done = {r.key for r in previous}
     results = list(previous)
 
     def save(point):
@@ -104,8 +143,11 @@ def evaluate_main(args: argparse.Namespace) -> int:
 
     try:
         evaluate(detectors, sampler, args.nt, args.snr, args.target_errors, args.max_symbols,
-                 args.batch_size, args.seed, skip=done.__contains__, on_point=save,
+                 args.batch_size, args.seed, previous=previous, on_point=save,
                  progress=not args.no_progress, reference=args.paired_with)
+    except ResumeMismatch as error:
+        raise SystemExit(f"error: cannot resume from {args.json}: {error}\n"
+                         "Use another --json for this run, or --overwrite to replace the file.") from None
     except KeyboardInterrupt:
         print(f"\ninterrupted; {len(results)} records kept"
               + (f" in {args.json} (rerun with --resume to continue)" if args.json else ""), file=sys.stderr)

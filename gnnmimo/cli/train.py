@@ -18,8 +18,8 @@ import sys
 import torch
 
 import zoo
-from gnnmimo.cli.arguments import (add_channel_arguments, channel_from_args, parse_int_range, parse_snr_option,
-                                   positive_float)
+from gnnmimo.cli.arguments import (add_channel_arguments, channel_from_args, fraction, non_negative_float,
+                                   non_negative_int, parse_int_range, parse_snr_option, positive_float, positive_int)
 from gnnmimo.losses import LOSS_WEIGHTS, LOSSES
 from gnnmimo.registry import create, detector_class, parse_spec
 from gnnmimo.train.config import NT_MODES, SCHEDULES, TrainConfig, plain_value
@@ -40,44 +40,45 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``gnnmimo train`` (see :func:`train_main`)."""
     parser.add_argument("--detector", default="remimo", metavar="NAME[:opt=val,…]",
                         help="a registered learned detector with options, e.g. remimo:config=paper")
-    parser.add_argument("--nr", type=int, required=True, help="receive antennas")
+    parser.add_argument("--nr", type=positive_int, required=True, help="receive antennas")
     parser.add_argument("--nt", type=parse_int_range, required=True, help="users, N or LOW:HIGH")
-    parser.add_argument("--nt-step", type=int, default=1,
+    parser.add_argument("--nt-step", type=positive_int, default=1,
                         help="train on LOW, LOW+STEP, …, HIGH users only (e.g. 2 for even Nt)")
     parser.add_argument("--snr", type=parse_snr_option, default=("auto", None),
                         help="training SNR per Nt: auto (LMMSE SER 1e-1…1e-3), auto:1e-1:1e-3, LOW:HIGH dB, "
                              "or per Nt, e.g. 4=8:23.5,8=10:30.5")
     add_channel_arguments(parser)
     model = parser.add_argument_group("model size (detector options)")
-    model.add_argument("--d-model", type=int, help="state width d_s")
-    model.add_argument("--heads", type=int, help="attention heads")
-    model.add_argument("--blocks", type=int, help="iterations / EP blocks T (the detector's `blocks` "
+    model.add_argument("--d-model", type=positive_int, help="state width d_s")
+    model.add_argument("--heads", type=positive_int, help="attention heads")
+    model.add_argument("--blocks", type=positive_int, help="iterations / EP blocks T (the detector's `blocks` "
                        "or `iterations` option)")
     run = parser.add_argument_group("optimisation")
-    run.add_argument("--steps", type=int, default=TrainConfig.steps)
-    run.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    run.add_argument("--lr", type=float, default=TrainConfig.lr)
-    run.add_argument("--clip-grad-norm", type=float, metavar="NORM", help="clip the gradient norm (default: off)")
+    run.add_argument("--steps", type=positive_int, default=TrainConfig.steps)
+    run.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size)
+    run.add_argument("--lr", type=positive_float, default=TrainConfig.lr)
+    run.add_argument("--clip-grad-norm", type=positive_float, metavar="NORM",
+                     help="clip the gradient norm (default: off)")
     run.add_argument("--schedule", choices=SCHEDULES, default=TrainConfig.schedule)
-    run.add_argument("--plateau-factor", type=float, default=TrainConfig.plateau_factor)
-    run.add_argument("--plateau-patience", type=int, default=TrainConfig.plateau_patience)
+    run.add_argument("--plateau-factor", type=fraction, default=TrainConfig.plateau_factor)
+    run.add_argument("--plateau-patience", type=non_negative_int, default=TrainConfig.plateau_patience)
     run.add_argument("--nt-mode", choices=NT_MODES, default=TrainConfig.nt_mode,
                      help="one Nt per minibatch (batch, the paper) or per instance (mixed)")
     run.add_argument("--loss-weights", choices=LOSS_WEIGHTS, default=TrainConfig.loss_weights)
     run.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss,
                      help="per-symbol loss: cross-entropy (eq. 13) or soft-ser (1 - p(true symbol))")
-    run.add_argument("--ce-weight", type=float, default=TrainConfig.ce_weight,
+    run.add_argument("--ce-weight", type=non_negative_float, default=TrainConfig.ce_weight,
                      help="add this times the cross-entropy to the soft-ser loss")
-    run.add_argument("--eval-every", type=int, default=TrainConfig.eval_every)
-    run.add_argument("--checkpoint-every", type=int, help="default: --eval-every")
-    run.add_argument("--val-size", type=int, default=TrainConfig.val_size)
+    run.add_argument("--eval-every", type=positive_int, default=TrainConfig.eval_every)
+    run.add_argument("--checkpoint-every", type=positive_int, help="default: --eval-every")
+    run.add_argument("--val-size", type=positive_int, default=TrainConfig.val_size)
     run.add_argument("--val-seed", type=int, default=TrainConfig.val_seed)
     parser.add_argument("--out", required=True,
                         help="checkpoint file (written atomically); OUT_STEM.best.pt keeps the lowest validation loss")
     parser.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     parser.add_argument("--overwrite", action="store_true",
                         help="start a new run even if --out or OUT_STEM.best.pt exists (both are replaced)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
     parser.add_argument("--time-limit", type=positive_float, metavar="MINUTES",
                         help="stop cleanly (checkpoint saved, resumable) after this much wall time")
     parser.add_argument("--no-progress", action="store_true")
@@ -131,7 +132,7 @@ def start_trainer(args: argparse.Namespace) -> Trainer:
     except FileExistsError as error:
         raise SystemExit(f"error: {error.filename} exists and holds another run: use --resume to continue it "
                          "or --overwrite to replace it") from None
-    except (ValueError, OSError) as error:
+    except (ValueError, TypeError, OSError) as error:
         raise SystemExit(f"error: {error}") from None
     if trainer.step:
         print(f"resuming {args.out} at step {trainer.step}", file=sys.stderr)

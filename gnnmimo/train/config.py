@@ -17,10 +17,14 @@ drawn from its range. The loss is :mod:`gnnmimo.losses`'.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field, fields
 
+from gnnmimo.constellation import SUPPORTED_ORDERS
 from gnnmimo.losses import LOSS_WEIGHTS, LOSSES
 from gnnmimo.precision import PRECISIONS
+from gnnmimo.sampling import usable_device
 
 NT_MODES = ("batch", "mixed")
 SCHEDULES = ("plateau", "cosine", "constant")
@@ -90,6 +94,7 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self):
+        self._check_types()
         self.nt = tuple(self.nt)
         if isinstance(self.snr, dict):
             self.snr = {int(nt): tuple(float(v) for v in bounds) for nt, bounds in self.snr.items()}
@@ -97,23 +102,58 @@ class TrainConfig:
             self.snr = tuple(float(v) for v in self.snr)
         ranges = self.snr.values() if isinstance(self.snr, dict) else [] if self.snr == "auto" else [self.snr]
         self.snr_targets = tuple(self.snr_targets)
-        checks = [(self.nt_mode in NT_MODES, f"nt_mode must be one of {NT_MODES}"),
+        finite = all(math.isfinite(v) for r in ranges for v in r)
+        targets = self.snr_targets
+        nts = self.nts if self.nt_step >= 1 else []
+        checks = [(self.qam in SUPPORTED_ORDERS, f"qam must be one of {SUPPORTED_ORDERS}"),
+                  (self.nr >= 1, "nr must be >= 1"),
+                  (self.nt_mode in NT_MODES, f"nt_mode must be one of {NT_MODES}"),
                   (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
                   (self.loss_weights in LOSS_WEIGHTS, f"loss_weights must be one of {LOSS_WEIGHTS}"),
                   (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
                   (self.compute_precision in PRECISIONS, f"compute_precision must be one of {list(PRECISIONS)}"),
                   (self.ce_weight >= 0 and (not self.ce_weight or self.loss == "soft-ser"),
                    "ce_weight must be >= 0 and adds to the soft-ser loss only"),
-                  (all(len(r) == 2 and r[0] <= r[1] for r in ranges),
-                   "snr must be 'auto', (low, high) or {nt: (low, high)} with low <= high"),
-                  (not isinstance(self.snr, dict) or set(self.snr) == set(self.nts),
-                   f"per-Nt snr ranges must name exactly the trained Nt {self.nts}"),
+                  (finite and all(len(r) == 2 and r[0] <= r[1] for r in ranges),
+                   "snr must be 'auto', (low, high) or {nt: (low, high)} with finite low <= high"),
+                  (len(targets) == 2 and all(isinstance(v, numbers.Real) for v in targets)
+                   and 1 > targets[0] > targets[1] > 0,
+                   "snr_targets must be two SERs with 1 > low-SNR end > high-SNR end > 0"),
+                  (not isinstance(self.snr, dict) or set(self.snr) == set(nts),
+                   f"per-Nt snr ranges must name exactly the trained Nt {nts}"),
                   (1 <= self.nt[0] <= self.nt[1], "nt must be (low, high) with 1 <= low <= high"),
                   (self.nt_step >= 1 and (self.nt[1] - self.nt[0]) % self.nt_step == 0,
                    "nt_step must be >= 1 and divide high - low"),
                   (min(self.steps, self.batch_size, self.eval_every, self.val_size) >= 1,
-                   "steps, batch_size, eval_every and val_size must be >= 1")]
+                   "steps, batch_size, eval_every and val_size must be >= 1"),
+                  (self.checkpoint_every is None or self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
+                  (0 < self.lr < math.inf, f"lr must be a finite number > 0, got {self.lr}"),
+                  (0 <= self.min_lr < math.inf, f"min_lr must be a finite number >= 0, got {self.min_lr}"),
+                  (self.clip_grad_norm is None or self.clip_grad_norm > 0, "clip_grad_norm must be > 0"),
+                  (0 < self.plateau_factor < 1, "plateau_factor must lie strictly between 0 and 1"),
+                  (self.plateau_patience >= 0, "plateau_patience must be >= 0"),
+                  (self.precision in ("single", "double"), "precision must be 'single' or 'double'")]
         problems = [message for ok, message in checks if not ok]
+        if problems:
+            raise ValueError("invalid training configuration: " + "; ".join(problems))
+        try:
+            usable_device(self.device)
+        except ValueError as error:
+            raise ValueError(f"invalid training configuration: {error}") from None
+
+    def _check_types(self) -> None:
+        """Fields annotated ``int``, ``float`` or ``str`` (or ``… | None``) must hold one (an int for a
+        float; never a bool for a number), so that ``steps=2.5`` is refused at once."""
+        kinds = {"int": numbers.Integral, "float": numbers.Real, "str": str}
+        pair = isinstance(self.nt, (tuple, list)) and len(self.nt) == 2
+        problems = [] if pair and all(isinstance(n, numbers.Integral) for n in self.nt) else [
+            f"nt must be two integers (low, high), got {self.nt!r}"]
+        for f in fields(self):
+            value, kind = getattr(self, f.name), kinds.get(f.type.removesuffix(" | None"))
+            if kind is None or (value is None and f.type.endswith(" | None")):
+                continue
+            if not isinstance(value, kind) or (kind is not str and isinstance(value, bool)):
+                problems.append(f"{f.name} must be of type {f.type}, got {value!r}")
         if problems:
             raise ValueError("invalid training configuration: " + "; ".join(problems))
 
