@@ -200,7 +200,8 @@ def record_provenance(detector: Detector, sampler: MIMOSampler, *, seed: int, ta
     * where a point stops: ``target_errors``, ``max_symbols`` and ``batch_size`` (the stopping rule is
       checked after every batch);
     * the ``detector``: its registered name (or ``module:Class``), constellation and resolved options
-      (:attr:`~gnnmimo.detector.Detector.hparams`); for a detector loaded from a ``checkpoint``, the path
+      (:attr:`~gnnmimo.detector.Detector.hparams`) and compute ``precision``
+      (:attr:`~gnnmimo.detector.Detector.precision`); for a detector loaded from a ``checkpoint``, the path
       or pretrained name it was loaded by (``source``) and the ``sha256`` of the file's content;
     * the paired ``reference`` and the ``library_version``.
     """
@@ -212,7 +213,7 @@ def record_provenance(detector: Detector, sampler: MIMOSampler, *, seed: int, ta
         "precision": sampler.precision, "nr": sampler.nr_range, "channel": asdict(sampler.channel),
         "device": sampler.device.type,
         "detector": {"name": registered_name(cls) or class_path(cls), "qam": detector.qam.order,
-                     "options": detector.hparams},
+                     "options": detector.hparams, "precision": detector.precision},
         "checkpoint": None if loaded is None else {"source": loaded.get("source", loaded.get("path")),
                                                    "sha256": loaded.get("sha256")},
         "reference": reference,

@@ -3,14 +3,18 @@
 On a CPU without bf16 matrix instructions these tests run bf16 in software (slowly), so they use few
 instances; the paired comparison on shared instances is what makes few enough.
 """
+import json
 import warnings
 
 import pytest
 import torch
 
+import gnnmimo.detector
 import gnnmimo.precision
 import zoo
 from gnnmimo.channels import ChannelModel
+from gnnmimo.checkpoint import save_checkpoint
+from gnnmimo.cli import main as cli_main
 from gnnmimo.evaluation import paired_comparison
 from gnnmimo.graph import USER
 from gnnmimo.precision import SlowPrecisionWarning
@@ -100,3 +104,36 @@ def test_a_short_bf16_training_run_reaches_the_fp32_validation_loss():
         trainer = quiet_trainer(TrainConfig(**config, compute_precision=precision))
         losses[precision] = trainer.run()["val_loss"]
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05), losses
+
+
+def test_cli_precision_threads_and_compile_reach_the_detectors_and_the_records(tmp_path, monkeypatch):
+    """``--precision bf16`` lowers the learned detectors only, ``--threads`` is set for the command,
+    ``--compile`` routes every detector through its compiled iterate, and the records say which
+    compute precision made them."""
+    seen = {}
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.setdefault("threads", n))
+    monkeypatch.setattr(gnnmimo.detector.Detector, "compile",
+                        lambda self, **options: seen.setdefault("compiled", []).append(type(self).__name__) or self)
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, zoo.create("remimo", 4, nr=4, d_model=8, heads=2, blocks=1))
+    out = tmp_path / "out.json"
+    assert cli_main(["evaluate", "--detector", "mmse", "--checkpoint", str(path), "--nr", "4", "--nt", "2",
+                     "--qam", "4", "--snr", "5", "--target-errors", "10", "--max-symbols", "200",
+                     "--batch-size", "50", "--no-progress", "--precision", "bf16", "--threads", "1",
+                     "--compile", "--json", str(out)]) == 0
+    precisions = {r["detector"]: r["provenance"]["detector"]["precision"] for r in json.loads(out.read_text())}
+    assert precisions == {"mmse": "fp32", "tiny": "bf16"}
+    assert seen == {"threads": 1, "compiled": [type(zoo.create("mmse", 4)).__name__, "REMIMO"]}
+
+
+def test_a_compiled_detector_gives_the_eager_numbers_on_mixed_user_counts():
+    """``Detector.compile`` (here with dynamo's ``eager`` backend, to test the tracing without
+    minutes of code generation) on two batches of other Nt mixes."""
+    torch.manual_seed(0)
+    eager = zoo.create("remimo", 4, nr=4, d_model=8, heads=2, blocks=2).eval()
+    compiled = zoo.create("remimo", 4, nr=4, d_model=8, heads=2, blocks=2).eval()
+    compiled.load_state_dict(eager.state_dict())
+    compiled.compile(backend="eager")
+    for seed in (0, 1):
+        graph = sample_batch(nr=4, nt=(1, 4), qam=4, size=24, seed=seed)
+        torch.testing.assert_close(compiled.detect(graph).logits, eager.detect(graph).logits)

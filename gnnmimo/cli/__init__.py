@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         import_plugins(args.plugin)
     except ModuleNotFoundError as error:
         raise SystemExit(f"error: {error}") from None
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     try:
         return args.main(args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from typing import Callable
 
 import numpy as np
@@ -133,9 +134,48 @@ def add_channel_arguments(parser: argparse.ArgumentParser) -> None:
                        help="exponential correlation, RHO or LOW:HIGH in [0, 1) (kronecker channels)")
     group.add_argument("--csi-error", type=non_negative_float, default=0.0, metavar="EPS2",
                        help="relative channel-estimation error power ε² >= 0 (detector sees H + E)")
-    group.add_argument("--device", type=parse_device, default="cuda" if torch.cuda.is_available() else "cpu")
-    group.add_argument("--precision", choices=("single", "double"), default="single")
     group.add_argument("--seed", type=int, default=0)
+    add_compute_arguments(parser)
+
+
+#: ``--precision`` → (the sampled batches' precision, the learned blocks' compute precision)
+PRECISION_CHOICES = {"fp64": ("double", "fp32"), "fp32": ("single", "fp32"), "bf16": ("single", "bf16"),
+                     "fp16": ("single", "fp16"), "double": ("double", "fp32"), "single": ("single", "fp32")}
+
+
+def default_threads() -> int:
+    """One CPU fewer than this process may use (at least 1, at most torch's own default): torch's
+    default takes every core, and on a shared machine a second busy process then slows every step
+    many times over (measured up to 25x on two cores, docs/speed.md)."""
+    return max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)) - 1))
+
+
+def add_compute_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and how the work runs: device, precision, threads, compilation (every command)."""
+    group = parser.add_argument_group("compute")
+    group.add_argument("--device", type=parse_device, default="cuda" if torch.cuda.is_available() else "cpu")
+    group.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
+                       help="fp64: double-precision batches; fp32 (default); bf16 / fp16: float32 batches, "
+                            "the learned blocks' matrix products under autocast (fp16: CUDA only); "
+                            "single / double: fp32 / fp64")
+    group.add_argument("--threads", type=positive_int, default=default_threads(),
+                       help="torch CPU threads (default: one fewer than the CPUs available, at least 1)")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the detectors (dynamic shapes; the first batch compiles)")
+
+
+def apply_compute_arguments(args: argparse.Namespace, detectors) -> None:
+    """Set the learned ``detectors``' compute precision and compile them, as the arguments ask;
+    a precision the device cannot use is an ``error:``."""
+    compute = PRECISION_CHOICES[args.precision][1]
+    try:
+        for detector in detectors:
+            if compute != "fp32" and any(True for _ in detector.parameters()):
+                detector.set_precision(compute)
+            if args.compile:
+                detector.compile()
+    except ValueError as error:
+        raise SystemExit(f"error: --precision {args.precision}: {error}") from None
 
 
 def channel_from_args(args: argparse.Namespace) -> ChannelModel:

@@ -25,8 +25,8 @@ import os
 import sys
 
 import zoo
-from gnnmimo.cli.arguments import (add_channel_arguments, channel_from_args, fraction, parse_int_list,
-                                   parse_snr_list, positive_int)
+from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, apply_compute_arguments,
+                                   channel_from_args, fraction, parse_int_list, parse_snr_list, positive_int)
 from gnnmimo.evaluation import ResumeMismatch, evaluate
 from gnnmimo.files import atomic_write, check_writable
 from gnnmimo.registry import create_from_spec
@@ -132,8 +132,9 @@ def evaluate_main(args: argparse.Namespace) -> int:
     if args.paired_with is not None and args.paired_with not in detectors:
         raise SystemExit(f"error: --paired-with {args.paired_with!r} names none of the detectors {list(detectors)}")
     check_work(detectors, args.nr, args.nt, args.allow_slow)
+    apply_compute_arguments(args, detectors.values())
     sampler = MIMOSampler(args.nr, max(args.nt), args.qam, channel=channel_from_args(args),
-                          precision=args.precision, device=args.device)
+                          precision=PRECISION_CHOICES[args.precision][0], device=args.device)
     results = list(previous)
 
     def save(point):

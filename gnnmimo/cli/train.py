@@ -15,11 +15,10 @@ import functools
 import os
 import sys
 
-import torch
-
 import zoo
-from gnnmimo.cli.arguments import (add_channel_arguments, channel_from_args, fraction, non_negative_float,
-                                   non_negative_int, parse_int_range, parse_snr_option, positive_float, positive_int)
+from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, channel_from_args, fraction,
+                                   non_negative_float, non_negative_int, parse_int_range, parse_snr_option,
+                                   positive_float, positive_int)
 from gnnmimo.losses import LOSS_WEIGHTS, LOSSES
 from gnnmimo.registry import create, detector_class, parse_spec
 from gnnmimo.train.config import NT_MODES, SCHEDULES, TrainConfig, plain_value
@@ -78,7 +77,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     parser.add_argument("--overwrite", action="store_true",
                         help="start a new run even if --out or OUT_STEM.best.pt exists (both are replaced)")
-    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
     parser.add_argument("--time-limit", type=positive_float, metavar="MINUTES",
                         help="stop cleanly (checkpoint saved, resumable) after this much wall time")
     parser.add_argument("--no-progress", action="store_true")
@@ -104,16 +102,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         plateau_patience=args.plateau_patience, loss_weights=args.loss_weights, loss=args.loss,
         ce_weight=args.ce_weight, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, val_size=args.val_size, val_seed=args.val_seed,
-        seed=args.seed, precision=args.precision, device=args.device)
+        seed=args.seed, precision=PRECISION_CHOICES[args.precision][0],
+        compute_precision=PRECISION_CHOICES[args.precision][1], device=args.device)
 
 
 def train_main(args: argparse.Namespace) -> int:
     """``gnnmimo train``: train a detector and write checkpoints to ``--out``."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
     trainer = None
     try:
         trainer = start_trainer(args)
+        if args.compile:
+            trainer.detector.compile()
         trainer.log_references({name: zoo.create(name, trainer.config.qam) for name in REFERENCES})
         trainer.run(on_step=deadline(args.time_limit))
     except KeyboardInterrupt:  # during start-up, or the second Ctrl-C: abort mid-step
