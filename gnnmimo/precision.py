@@ -78,14 +78,21 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=dtype)
 
 
-def autocast_active(device: torch.device) -> bool:
-    """Whether an autocast region is active for ``device``'s type."""
-    return torch.is_autocast_enabled(device.type)
+#: the device types autocast regions are looked for on
+AUTOCAST_DEVICE_TYPES = ("cpu", "cuda")
 
 
-def full_precision(device: torch.device) -> contextlib.AbstractContextManager:
-    """Switch autocast off for ``device``'s type (for the numerically delicate parts)."""
-    return torch.autocast(device.type, enabled=False)
+def active_autocast() -> tuple[str, ...]:
+    """The device types with an autocast region active (empty outside any)."""
+    return tuple(kind for kind in AUTOCAST_DEVICE_TYPES if torch.is_autocast_enabled(kind))
+
+
+def full_precision(device_types: tuple[str, ...]) -> contextlib.AbstractContextManager:
+    """Switch autocast off on ``device_types`` (for the numerically delicate parts)."""
+    stack = contextlib.ExitStack()
+    for kind in device_types:
+        stack.enter_context(torch.autocast(kind, enabled=False))
+    return stack
 
 
 def upcast(tensors: dict[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:

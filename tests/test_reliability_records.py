@@ -52,7 +52,8 @@ def test_every_record_stores_what_determined_it_and_round_trips_through_json(tmp
             "device": "cpu", "nr": [4, 4], "reference": "mmse"}
         assert provenance["channel"] == {"kind": "iid", "rho": 0.0, "csi_error": 0.0}
     assert by_detector["ep:iterations=3"]["detector"] == {
-        "name": "ep", "qam": 4, "options": {"iterations": 3, "damping": 0.9, "eps": None, "double": True}}
+        "name": "ep", "qam": 4, "options": {"iterations": 3, "damping": 0.9, "eps": None, "double": True},
+        "precision": "fp32"}
     assert by_detector["mmse"]["checkpoint"] is None
     assert by_detector["run"]["detector"]["name"] == "remimo"
     assert by_detector["run"]["checkpoint"] == {"source": str(checkpoint),

@@ -64,7 +64,7 @@ from typing import ClassVar, Iterable
 from torch import Tensor, nn
 
 from gnnmimo.graph import MIMOGraph
-from gnnmimo.precision import autocast_active, full_precision, upcast
+from gnnmimo.precision import active_autocast, full_precision, upcast
 
 State = dict[str, Tensor]
 
@@ -143,8 +143,9 @@ class Block(nn.Module):
         if missing:
             raise KeyError(f"{type(self).__name__} reads {missing} but the state only has "
                            f"{sorted(state)}; put a block that writes them before it")
-        if not self.autocast and autocast_active(graph.noise_var.device):
-            with full_precision(graph.noise_var.device):
+        regions = () if self.autocast else active_autocast()
+        if regions:
+            with full_precision(regions):
                 out = self.update(graph, upcast(state, graph.noise_var.dtype))
         else:
             out = self.update(graph, state)
