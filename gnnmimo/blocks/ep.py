@@ -10,7 +10,8 @@ EP approximates the prior of each real unknown by a Gaussian site
     \Sigma = (H^{\mathsf T}H/\sigma_r^2 + \operatorname{diag}\lambda)^{-1},\quad
     \mu = \Sigma (H^{\mathsf T}y/\sigma_r^2 + \gamma),\quad
     h_i^2 = \max\Big(\frac{\Sigma_{ii}}{1 - \Sigma_{ii}\lambda_i}, \epsilon\Big),\quad
-    t_i = h_i^2\Big(\frac{\mu_i}{\Sigma_{ii}} - \gamma_i\Big),
+    t_i = \frac{\mu_i - \Sigma_{ii}\gamma_i}{1 - \Sigma_{ii}\lambda_i}
+        \ \Big(= h_i^2\Big(\frac{\mu_i}{\Sigma_{ii}} - \gamma_i\Big)\ \text{before the floor}\Big),
 
 the Gaussian observation ``x_i ≈ t_i + N(0, h_i²)`` with the site of ``i``
 removed. A tilted posterior (mean ``μp_i``, variance ``σp_i²``) is then
@@ -55,14 +56,21 @@ def ep_cavity(sigma: Tensor, mu: Tensor, lam: Tensor, gam: Tensor, eps: float) -
         sigma: ``Σ_ii``, mu: ``μ_i``, lam: ``λ_i``, gam: ``γ_i``, all ``[...]``.
         eps: floor of ``h²``.
 
+    The mean is computed as ``t = (μ − Σγ)/(1 − Σλ)``, not as ``h²(μ/Σ − γ)``:
+    the two are equal, but the floor ``ε`` belongs to the variance alone. At
+    high SNR ``h² ≈ σr²/‖h_i‖²`` drops below ``ε`` (below 1e-7 from about 65 dB
+    in float32), and a floored ``h²`` times ``μ/Σ`` scaled the mean by
+    ``ε/h²`` (SER 0.75 at 80 dB).
+
     ``1 − Σ_ii λ_i > 0`` holds in exact arithmetic (``Σ_ii ≤ 1/λ_i``); where
     rounding breaks it, ``h²`` takes the floor, as ``max(·, ε)`` of a
-    negative value would.
+    negative value would, and ``t`` the posterior mean ``μ``.
     """
     denominator = 1.0 - sigma * lam
     positive = denominator > 0
-    h2 = torch.where(positive, sigma / torch.where(positive, denominator, 1.0), eps).clamp_min(eps)
-    return h2 * (mu / sigma - gam), h2
+    denominator = torch.where(positive, denominator, 1.0)
+    h2 = torch.where(positive, sigma / denominator, eps).clamp_min(eps)
+    return torch.where(positive, (mu - sigma * gam) / denominator, mu), h2
 
 
 def ep_site_update(post_mean: Tensor, post_var: Tensor, cav_mean: Tensor, cav_var: Tensor,
