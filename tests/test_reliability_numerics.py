@@ -5,8 +5,10 @@ import pytest
 import torch
 
 import zoo
+from gnnmimo.blocks.ep import ep_cavity
 from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import read_checkpoint
+from gnnmimo.cli import main as cli_main
 from gnnmimo.evaluation import clustered_interval
 from gnnmimo.graph import USER
 from gnnmimo.sampling import MIMOSampler
@@ -77,3 +79,31 @@ def test_the_classical_sweep_covers_every_detector_without_weights():
     swept = {zoo.parse_spec(spec)[0] for spec in CLASSICAL}
     untrained = [zoo.create(name, 4, **needs.get(name, {})) for name in zoo.list() if name not in swept]
     assert all(any(True for _ in detector.parameters()) for detector in untrained)
+
+
+def test_the_cavity_floor_applies_to_the_variance_only_not_to_the_mean():
+    """At 80 dB in float32 ``h²`` (here 1e-9) is below the floor 1e-7; the mean stays ``(μ − Σγ)/(1 − Σλ)``
+    (it was scaled by 1e-7/1e-9: 30 instead of 0.3)."""
+    sigma, mu, lam, gam = (torch.tensor([value]) for value in (1e-9, 0.3, 2.0, 0.5))
+    t, h2 = ep_cavity(sigma, mu, lam, gam, eps=1e-7)
+    assert h2.item() == pytest.approx(1e-7)
+    assert t.item() == pytest.approx((0.3 - 1e-9 * 0.5) / (1 - 2e-9), rel=1e-6)
+
+
+EVALUATE = ["evaluate", "--nr", "8", "--nt", "4", "--qam", "16", "--snr", "70", "--target-errors", "10",
+            "--max-symbols", "100", "--batch-size", "25", "--no-progress"]
+
+
+def test_a_checkpoint_takes_options_that_keep_its_weights_and_refuses_the_others(monkeypatch):
+    assert zoo.load("epgnn-nr8-nt4-8-qam16", double=True).cavity.double
+    seen = {}
+    monkeypatch.setattr("gnnmimo.cli.evaluate.evaluate", lambda detectors, *a, **k: seen.update(detectors))
+    assert cli_main(EVALUATE + ["--checkpoint", "epgnn-nr8-nt4-8-qam16:double=True",
+                                "--checkpoint", "epgnn-nr8-nt4-8-qam16"]) == 0
+    assert {label: d.cavity.double for label, d in seen.items()} == {
+        "epgnn-nr8-nt4-8-qam16:double=True": True, "epgnn-nr8-nt4-8-qam16": False}
+    with pytest.raises(SystemExit, match=r"error: report=False would change the architecture .*epgnn-nr8-nt4-8-qam16"
+                                         r"\.pt \(its weights no longer fit: gnn\.readout\.4\.bias: \[12\] vs \[6\]"):
+        cli_main(EVALUATE + ["--checkpoint", "epgnn-nr8-nt4-8-qam16:report=False"])
+    with pytest.raises(SystemExit, match=r"error: bad detector option 'double' in 'epgnn-nr8-nt4-8-qam16:double'"):
+        cli_main(EVALUATE + ["--checkpoint", "epgnn-nr8-nt4-8-qam16:double"])

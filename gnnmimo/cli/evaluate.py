@@ -8,7 +8,8 @@ Value syntax: ``--nt 4``, ``4:8`` (every Nt from 4 to 8) or ``4,8``; ``--snr
 8,11,14`` or ``start:step:stop`` (stop included); ``--rho 0.6`` or
 ``0.55:0.75`` (triangular per instance, mode at the upper end); detectors
 take options as ``--detector kbest:k=32``; ``--checkpoint`` takes a file or
-the name of a pretrained checkpoint of the zoo.
+the name of a pretrained checkpoint of the zoo, with options that keep its
+weights in the same syntax (``--checkpoint NAME:double=True``).
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ import sys
 
 import zoo
 from gnnmimo.cli.arguments import add_channel_arguments, channel_from_args, parse_int_list, parse_snr_list
+from gnnmimo.detector import Detector
 from gnnmimo.evaluation import evaluate
 from gnnmimo.files import atomic_write, check_writable
-from gnnmimo.registry import create_from_spec
+from gnnmimo.registry import create_from_spec, parse_options
 from gnnmimo.report import load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
 from gnnmimo.sampling import MIMOSampler
 
@@ -30,8 +32,9 @@ def add_evaluate_parser(subparsers) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detector", action="append", default=[], metavar="NAME[:opt=val,…]",
                         help="a registered detector (repeatable); see `gnnmimo list`")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH_OR_NAME",
-                        help="a trained detector checkpoint, or the name of a pretrained one (repeatable)")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH_OR_NAME[:opt=val,…]",
+                        help="a trained detector checkpoint, or the name of a pretrained one (repeatable); "
+                             "options that keep its weights, e.g. NAME:double=True")
     parser.add_argument("--nr", type=int, required=True, help="receive antennas")
     parser.add_argument("--nt", type=parse_int_list, required=True, help="users: N, LOW:HIGH or N1,N2")
     parser.add_argument("--snr", type=parse_snr_list, required=True, help="SNRs in dB")
@@ -53,15 +56,29 @@ def add_evaluate_parser(subparsers) -> None:
     parser.set_defaults(main=evaluate_main)
 
 
+def load_checkpoint_spec(spec: str) -> tuple[str, Detector]:
+    """``PATH_OR_NAME[:opt=val,…]`` → ``(label, detector)``: the checkpoint loaded with those options
+    (:func:`zoo.load`: only options that keep its weights), labelled by its stem and the options.
+
+    The options follow the last ``:``; a spec that names an existing file, or whose last ``:`` is
+    followed by a path (``C:\\runs\\my.pt``), is a path alone.
+    """
+    path, sep, options = spec.rpartition(":")
+    if not sep or os.path.exists(spec) or "/" in options or "\\" in options:
+        path, options = spec, ""
+    detector = zoo.load(path, **parse_options(options, spec))
+    return detector.checkpoint_label + (f":{options}" if options else ""), detector
+
+
 def build_detectors(args: argparse.Namespace) -> dict:
     """The detectors of ``--detector`` specs and ``--checkpoint`` files, by label."""
     detectors = {}
     try:
         for spec in args.detector:
             detectors[spec] = create_from_spec(spec, args.qam)
-        for path in args.checkpoint:
-            detector = zoo.load(path)
-            label = detector.checkpoint_label if detector.checkpoint_label not in detectors else str(path)
+        for spec in args.checkpoint:
+            label, detector = load_checkpoint_spec(spec)
+            label = label if label not in detectors else spec
             if label in detectors:
                 raise ValueError(f"two detectors would be labelled {label!r}; give each checkpoint once")
             detectors[label] = detector
