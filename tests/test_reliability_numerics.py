@@ -9,9 +9,11 @@ from gnnmimo.blocks.ep import ep_cavity
 from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import read_checkpoint
 from gnnmimo.cli import main as cli_main
+from gnnmimo.constellation import QAM
 from gnnmimo.evaluation import clustered_interval
-from gnnmimo.graph import USER
+from gnnmimo.graph import USER, MIMOGraph
 from gnnmimo.sampling import MIMOSampler
+from helpers import sample_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -107,3 +109,67 @@ def test_a_checkpoint_takes_options_that_keep_its_weights_and_refuses_the_others
         cli_main(EVALUATE + ["--checkpoint", "epgnn-nr8-nt4-8-qam16:report=False"])
     with pytest.raises(SystemExit, match=r"error: bad detector option 'double' in 'epgnn-nr8-nt4-8-qam16:double'"):
         cli_main(EVALUATE + ["--checkpoint", "epgnn-nr8-nt4-8-qam16:double"])
+
+
+# ------------------------------------------------ 6. near-singular channels and tiny σ²
+def weak_user_batch(scale: float = 1.0, noise_var: float | None = None, dtype=torch.complex64, nr=8, nt=4,
+                    qam=16, snr_db=40.0):
+    """32 labelled instances whose user 0 has its channel column scaled by ``scale`` (``y`` drawn with
+    it), optionally with the noise variance replaced by ``noise_var`` (the noise scaled to match)."""
+    graph = sample_batch(nr, nt, qam, size=32, snr_db=snr_db)
+    view, label = graph.dense(), graph.dense_labels()
+    H, x = view.H.to(dtype), QAM(qam).symbols(label, dtype)
+    noise = view.y.to(dtype) - (H @ x[..., None])[..., 0]
+    old_var = view.noise_var.to(H.real.dtype)
+    new_var = old_var if noise_var is None else torch.full_like(old_var, noise_var)
+    H[:, :, 0] *= scale
+    y = (H @ x[..., None])[..., 0] + noise * (new_var / old_var).sqrt()[:, None]
+    return MIMOGraph.from_dense(y, H, new_var, label=label, qam=qam)
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+@pytest.mark.parametrize("scale", [1e-5, 1e-15])
+@pytest.mark.parametrize("spec", ["mmse", "mmse:double=False", "vblast"])
+def test_lmmse_and_vblast_give_a_user_the_channel_barely_sees_a_uniform_posterior(spec, scale, dtype):
+    """A user 100 dB (or 300 dB) below the others, at 20 dB: before, V-BLAST and LMMSE in float32 gave
+    NaN probabilities for it (its SINR is below float32's eps: the MMSE gain 1 − σ²P_ii rounded to 0)."""
+    graph = weak_user_batch(scale, dtype=dtype, nr=16, snr_db=20.0)
+    detection = zoo.create_from_spec(spec, 16).detect(graph)
+    probs, llr = detection.probs.view(32, 4, 16), detection.llr().view(32, 4, 4)
+    assert torch.isfinite(probs).all() and torch.isfinite(llr).all()
+    torch.testing.assert_close(probs[:, 0], torch.full_like(probs[:, 0], 1 / 16), atol=1e-3, rtol=0)
+    assert llr[:, 0].abs().max() < 1e-2 and (llr[:, 1:].abs() > 1).all()
+    assert (detection.hard.view(32, 4)[:, 1:] == graph.dense_labels()[:, 1:]).all()
+
+
+NEAR_SINGULAR = {"a user 100 dB below": dict(scale=1e-5), "a column scaled by 3e-19": dict(scale=3e-19),
+                 "the smallest normal σ²": dict(noise_var=torch.finfo(torch.float32).tiny)}
+
+
+@pytest.mark.parametrize("case", sorted(NEAR_SINGULAR))
+@pytest.mark.parametrize("spec", sorted(CLASSICAL))
+def test_every_classical_detector_stays_finite_on_near_singular_channels_and_tiny_noise(spec, case):
+    """Before: NaN from EP (σ² = 1.2e-38: 1/σ² overflowed its solve), from V-BLAST (a weak user),
+    and from float32 EP a corrupted decision of the other users (a weak user's cavity at the floor)."""
+    if spec == "sdr":
+        pytest.importorskip("cvxpy")
+    nr, nt, qam, _ = CLASSICAL[spec]
+    graph = weak_user_batch(nr=nr, nt=nt if isinstance(nt, int) else 4, qam=qam, **NEAR_SINGULAR[case])
+    detection = zoo.create_from_spec(spec, qam).detect(graph)
+    assert torch.isfinite(detection.probs).all() and torch.isfinite(detection.llr()).all()
+    if spec.startswith(("ep", "mmse", "vblast", "zf", "kbest")):   # the strong users are decided
+        assert (detection.hard.view(32, -1)[:, 1:] == graph.dense_labels()[:, 1:]).all()
+
+
+def test_a_noise_var_or_a_column_energy_below_the_smallest_normal_number_is_refused_up_front():
+    with pytest.raises(ValueError, match=r"noise_var 1\.4e-45 \(instances \[0, 1, 2, 3, 4\]\) underflows float32: "
+                                         r"it must be at least 1\.18e-38, the smallest normal number"):
+        weak_user_batch(noise_var=1e-45)
+    with pytest.raises(ValueError, match=r"users whose channel column energy ‖h_i‖² underflows complex64 \(below "
+                                         r"its smallest normal number 1\.18e-38, e\.g\. .*; instances \[0, 1, 2"):
+        weak_user_batch(scale=1e-20)
+    mmse = zoo.create("mmse", 16)   # both are normal numbers in float64
+    probs = mmse.detect(weak_user_batch(scale=1e-20, dtype=torch.complex128)).probs.view(32, 4, 16)
+    torch.testing.assert_close(probs[:, 0], torch.full_like(probs[:, 0], 1 / 16), atol=1e-3, rtol=0)
+    graph = weak_user_batch(noise_var=1e-45, dtype=torch.complex128)
+    assert (mmse.detect(graph).hard == graph[USER].label).all()
