@@ -198,10 +198,9 @@ class MIMOGraph(HeteroData):
         """Check the numbers a detector relies on.
 
         Raises ``ValueError`` (or returns ``False`` if ``raise_on_error`` is
-        false) when σ² ≤ 0 or below the smallest normal number of its dtype
-        (:func:`_underflowing_noise_var`), when ``y``, ``H`` or σ² hold NaN/Inf,
-        or when a user's channel column is all zero or its energy underflows the
-        dtype (no detector can see that user).
+        false) when σ² ≤ 0 or too small for its dtype (:func:`_too_small_noise_var`),
+        when ``y``, ``H`` or σ² hold NaN/Inf, or when a user's channel column is all
+        zero or its energy underflows the dtype (no detector can see that user).
         """
         problems = []
         if not torch.isfinite(self.noise_var).all():
@@ -211,7 +210,7 @@ class MIMOGraph(HeteroData):
             problems.append(f"noise_var must be > 0 (instances {bad[:5].tolist()} have "
                             f"{self.noise_var[bad[:5]].tolist()})")
         else:
-            problems += _underflowing_noise_var(self.noise_var)
+            problems += _too_small_noise_var(self.noise_var)
         for name, value, batch in (("H", self[CHANNEL].h, self.user_batch[self[CHANNEL].edge_index[1]]),
                                    ("y", self[ANTENNA].y, self.antenna_batch)):
             finite = torch.isfinite(torch.view_as_real(value)).all(-1)
@@ -241,8 +240,8 @@ class MIMOGraph(HeteroData):
         weak = seen & (energy < tiny)
         if not weak.any():
             return []
-        return [f"users whose channel column energy ‖h_i‖² underflows {_dtype_name(h.dtype)} (below its smallest normal "
-                f"number {tiny:.3g}, e.g. {energy[weak][0].item():.3g}; instances "
+        return [f"users whose channel column energy ‖h_i‖² underflows {_dtype_name(h.dtype)} (below its "
+                f"smallest normal number {tiny:.3g}, e.g. {energy[weak][0].item():.3g}; instances "
                 f"{self.user_batch[weak].unique()[:5].tolist()}): scale y, H and noise_var up, or use complex128"]
 
     # ------------------------------------------------------------- properties
@@ -380,17 +379,22 @@ class MIMOGraph(HeteroData):
                                     label=label, snr_db=snr_db, qam=getattr(self, "qam", None))
 
 
-def _underflowing_noise_var(noise_var: Tensor) -> list[str]:
-    """The problem with a positive σ² below the smallest normal number of its dtype (1.2e-38 in
-    float32), or none: a subnormal σ² has lost its precision, and ``1/σ²`` overflows to Inf in the
-    solves (NaN probabilities, all-zero LLRs)."""
-    tiny = torch.finfo(noise_var.dtype).tiny
-    bad = (noise_var < tiny).nonzero()[:, 0]
+def _too_small_noise_var(noise_var: Tensor) -> list[str]:
+    """The problem with a positive σ² below ``tiny/eps`` of its dtype (9.9e-32 in float32), or none.
+
+    ``tiny`` is the smallest normal number: the detectors divide by σ² (``1/σ²`` overflows below it)
+    and scale it (``σ²/2``, ``σ²/‖h_i‖²``, ``σ²P_ii``), and a subnormal result has lost its
+    precision or, with subnormals flushed to zero as the command line runs, becomes 0 (NaN
+    probabilities, all-zero LLRs). The margin ``1/eps`` keeps every such product normal.
+    """
+    finfo = torch.finfo(noise_var.dtype)
+    smallest = finfo.tiny / finfo.eps
+    bad = (noise_var < smallest).nonzero()[:, 0]
     if not bad.numel():
         return []
-    return [f"noise_var {noise_var[bad[0]].item():.3g} (instances {bad[:5].tolist()}) underflows "
-            f"{_dtype_name(noise_var.dtype)}: it must be at least {tiny:.3g}, the smallest normal number (scale y and H "
-            "up, or use complex128)"]
+    return [f"noise_var {noise_var[bad[0]].item():.3g} (instances {bad[:5].tolist()}) is too small for "
+            f"{_dtype_name(noise_var.dtype)}: it must be at least {smallest:.3g} (the smallest normal number "
+            f"{finfo.tiny:.3g} over the precision {finfo.eps:.3g}); scale y and H up, or use complex128"]
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

@@ -1,6 +1,8 @@
 """Reliability of the numbers: no high-SNR collapse in float32 (every shipped checkpoint and classical
 detector, 40–80 dB), near-singular channels and tiny σ² give finite, sensible outputs or a clear
 error, and a checkpoint run outside its trained system says so."""
+import warnings
+
 import pytest
 import torch
 
@@ -10,7 +12,7 @@ from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import read_checkpoint
 from gnnmimo.cli import main as cli_main
 from gnnmimo.constellation import QAM
-from gnnmimo.evaluation import clustered_interval
+from gnnmimo.evaluation import OutsideTrainedSystemWarning, clustered_interval, evaluate
 from gnnmimo.graph import USER, MIMOGraph
 from gnnmimo.sampling import MIMOSampler
 from helpers import sample_batch
@@ -47,23 +49,20 @@ def assert_never_rises(intervals: list[tuple[float, float]]) -> None:
 def trained_sampler(name: str) -> MIMOSampler:
     """A float32 sampler of the system the pretrained checkpoint ``name`` was trained on."""
     system = read_checkpoint(zoo.weights.resolve(name))["system"]
-    channel = system["channel"]
-    rho = tuple(channel["rho"]) if isinstance(channel["rho"], list) else channel["rho"]
-    return MIMOSampler(system["nr"], tuple(system["nt"]), system["qam"],
-                       channel=ChannelModel(channel["kind"], rho, channel["csi_error"]))
+    return MIMOSampler(system["nr"], tuple(system["nt"]), system["qam"], channel=ChannelModel(**system["channel"]))
 
 
 @pytest.mark.parametrize("name", zoo.list_pretrained())
 def test_no_shipped_checkpoint_degrades_at_high_snr_in_float32(name):
-    assert_never_rises(sweep(zoo.load(name), trained_sampler(name), per_point=50))
+    assert_never_rises(sweep(zoo.load(name), trained_sampler(name), per_point=100))
 
 
 #: the system each classical detector is swept on, by spec: (Nr, Nt, QAM, instances per point); ML and
 #: SDR small (they explode with the size), AMP where it is made for (Nr ≫ Nt; at Nr/Nt ≤ 2 it has an
 #: error floor, in float64 too); the float64 options also in float32
-DEFAULT = (8, (4, 8), 16, 100)
-CLASSICAL = {"amp": (16, 4, 16, 100), "ep": DEFAULT, "ep:double=False": DEFAULT, "kbest": DEFAULT, "mf": DEFAULT,
-             "ml": (4, 2, 4, 100), "mmse": DEFAULT, "mmse:double=False": DEFAULT, "oamp": DEFAULT,
+DEFAULT = (8, (4, 8), 16, 200)
+CLASSICAL = {"amp": (16, 4, 16, 200), "ep": DEFAULT, "ep:double=False": DEFAULT, "kbest": DEFAULT, "mf": DEFAULT,
+             "ml": (4, 2, 4, 200), "mmse": DEFAULT, "mmse:double=False": DEFAULT, "oamp": DEFAULT,
              "sdr": (4, 2, 4, 10), "vblast": DEFAULT, "zf": DEFAULT, "zf:double=False": DEFAULT,
              "zf-pic": DEFAULT}
 
@@ -142,8 +141,12 @@ def test_lmmse_and_vblast_give_a_user_the_channel_barely_sees_a_uniform_posterio
     assert (detection.hard.view(32, 4)[:, 1:] == graph.dense_labels()[:, 1:]).all()
 
 
-NEAR_SINGULAR = {"a user 100 dB below": dict(scale=1e-5), "a column scaled by 3e-19": dict(scale=3e-19),
-                 "the smallest normal σ²": dict(noise_var=torch.finfo(torch.float32).tiny)}
+SMALLEST_NOISE_VAR = torch.finfo(torch.float32).tiny / torch.finfo(torch.float32).eps
+#: (batch options, subnormals flushed to zero as the command line runs)
+NEAR_SINGULAR = {"a user 100 dB below": (dict(scale=1e-5), False),
+                 "a column scaled by 3e-19": (dict(scale=3e-19), False),
+                 "the smallest σ² allowed": (dict(noise_var=SMALLEST_NOISE_VAR), False),
+                 "the smallest σ² allowed, subnormals flushed": (dict(noise_var=SMALLEST_NOISE_VAR), True)}
 
 
 @pytest.mark.parametrize("case", sorted(NEAR_SINGULAR))
@@ -154,17 +157,24 @@ def test_every_classical_detector_stays_finite_on_near_singular_channels_and_tin
     if spec == "sdr":
         pytest.importorskip("cvxpy")
     nr, nt, qam, _ = CLASSICAL[spec]
-    graph = weak_user_batch(nr=nr, nt=nt if isinstance(nt, int) else 4, qam=qam, **NEAR_SINGULAR[case])
-    detection = zoo.create_from_spec(spec, qam).detect(graph)
+    options, flush = NEAR_SINGULAR[case]
+    graph = weak_user_batch(nr=nr, nt=nt if isinstance(nt, int) else 4, qam=qam, **options)
+    torch.set_flush_denormal(flush)
+    try:
+        detection = zoo.create_from_spec(spec, qam).detect(graph)
+    finally:
+        torch.set_flush_denormal(False)
     assert torch.isfinite(detection.probs).all() and torch.isfinite(detection.llr()).all()
     if spec.startswith(("ep", "mmse", "vblast", "zf", "kbest")):   # the strong users are decided
         assert (detection.hard.view(32, -1)[:, 1:] == graph.dense_labels()[:, 1:]).all()
 
 
-def test_a_noise_var_or_a_column_energy_below_the_smallest_normal_number_is_refused_up_front():
-    with pytest.raises(ValueError, match=r"noise_var 1\.4e-45 \(instances \[0, 1, 2, 3, 4\]\) underflows float32: "
-                                         r"it must be at least 1\.18e-38, the smallest normal number"):
-        weak_user_batch(noise_var=1e-45)
+def test_a_noise_var_or_a_column_energy_too_small_for_the_dtype_is_refused_up_front():
+    for noise_var, shown in ((1e-45, r"1\.4e-45"), (1e-33, "1e-33")):   # subnormal; normal, without the margin
+        with pytest.raises(ValueError, match=rf"noise_var {shown} \(instances \[0, 1, 2, 3, 4\]\) is too "
+                                             r"small for float32: it must be at least 9\.86e-32 \(the smallest "
+                                             r"normal number 1\.18e-38 over the precision 1\.19e-07\)"):
+            weak_user_batch(noise_var=noise_var)
     with pytest.raises(ValueError, match=r"users whose channel column energy ‖h_i‖² underflows complex64 \(below "
                                          r"its smallest normal number 1\.18e-38, e\.g\. .*; instances \[0, 1, 2"):
         weak_user_batch(scale=1e-20)
@@ -173,3 +183,36 @@ def test_a_noise_var_or_a_column_energy_below_the_smallest_normal_number_is_refu
     torch.testing.assert_close(probs[:, 0], torch.full_like(probs[:, 0], 1 / 16), atol=1e-3, rtol=0)
     graph = weak_user_batch(noise_var=1e-45, dtype=torch.complex128)
     assert (mmse.detect(graph).hard == graph[USER].label).all()
+
+
+# ------------------------------------------------ 6b. a checkpoint outside its trained system
+def run_evaluate(detectors, sampler, nts):
+    return evaluate(detectors, sampler, nts, [20.0], target_errors=1, max_symbols=8, batch_size=2, progress=False)
+
+
+def test_a_checkpoint_evaluated_outside_its_trained_system_warns_once_naming_both():
+    detectors = {"mmse": zoo.create("mmse", 16), "epgnn": zoo.load("epgnn-nr8-nt4-8-qam16")}   # trained: 8, 4…8, iid
+    sampler = MIMOSampler(16, 2, 16, channel=ChannelModel("kronecker", 0.9, 0.1))
+    with pytest.warns(OutsideTrainedSystemWarning) as caught:
+        run_evaluate(detectors, sampler, [2, 12])
+    assert [str(w.message) for w in caught] == [
+        "'epgnn' is evaluated outside the system its checkpoint was trained on: Nr 16 (trained 8); Nt 2…12 "
+        "(trained 4…8); channel kronecker(rho=0.9)+csi(0.1) (trained iid); its numbers there are extrapolation"]
+    kron = {"oampnet": zoo.load("oampnet-nr16-nt4-8-qam16-kron")}   # trained: ρ 0.55…0.75
+    with pytest.warns(OutsideTrainedSystemWarning, match=r"channel kronecker\(rho=0\.5:0\.7\) \(trained "
+                                                         r"kronecker\(rho=0\.55:0\.75\)\)"):
+        run_evaluate(kron, MIMOSampler(16, 4, 16, channel=ChannelModel("kronecker", (0.5, 0.7))), [4])
+
+
+def test_no_warning_inside_the_trained_system():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutsideTrainedSystemWarning)
+        run_evaluate({"epgnn": zoo.load("epgnn-nr8-nt4-8-qam16")}, MIMOSampler(8, 4, 16), [4, 6, 8])
+        run_evaluate({"oampnet": zoo.load("oampnet-nr16-nt4-8-qam16-kron")},
+                     MIMOSampler(16, 4, 16, channel=ChannelModel("kronecker", (0.6, 0.7))), [5])
+
+
+def test_the_command_line_shows_the_warning(capsys):
+    assert cli_main(EVALUATE + ["--checkpoint", "epgnn-nr8-nt4-8-qam16", "--nr", "16"]) == 0
+    assert "warning: 'epgnn-nr8-nt4-8-qam16' is evaluated outside the system its checkpoint was trained on: " \
+           "Nr 16 (trained 8); its numbers there are extrapolation\n" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 import zoo
 from gnnmimo.cli.arguments import add_channel_arguments, channel_from_args, parse_int_list, parse_snr_list
@@ -103,6 +104,11 @@ def check_outputs(args: argparse.Namespace) -> None:
                          "ones, or --overwrite to replace it")
 
 
+def print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a warning as ``warning: …`` on stderr, without the source line (a user's view)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def evaluate_main(args: argparse.Namespace) -> int:
     check_outputs(args)
     detectors = build_detectors(args)
@@ -120,9 +126,11 @@ def evaluate_main(args: argparse.Namespace) -> int:
             save_json(results, args.json)
 
     try:
-        evaluate(detectors, sampler, args.nt, args.snr, args.target_errors, args.max_symbols,
-                 args.batch_size, args.seed, skip=done.__contains__, on_point=save,
-                 progress=not args.no_progress, reference=args.paired_with)
+        with warnings.catch_warnings():   # e.g. a checkpoint outside its trained system, before any point
+            warnings.showwarning = print_warning
+            evaluate(detectors, sampler, args.nt, args.snr, args.target_errors, args.max_symbols,
+                     args.batch_size, args.seed, skip=done.__contains__, on_point=save,
+                     progress=not args.no_progress, reference=args.paired_with)
     except KeyboardInterrupt:
         print(f"\ninterrupted; {len(results)} records kept"
               + (f" in {args.json} (rerun with --resume to continue)" if args.json else ""), file=sys.stderr)
