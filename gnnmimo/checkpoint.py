@@ -229,7 +229,7 @@ def detector_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu
     if options and changed:
         given = ", ".join(f"{key}={value!r}" for key, value in options.items())
         raise ValueError(f"{given} would change the architecture of the detector in "
-                         f"{checkpoint.get('path', 'the checkpoint')} (its weights no longer fit: "
+                         f"{checkpoint.get('path', 'the checkpoint')} (the weights do not fit: "
                          f"{'; '.join(changed[:3])}{'; …' if len(changed) > 3 else ''}); with a checkpoint, "
                          "give only options that keep the weights, such as a precision or an iteration count")
     load_weights(detector, checkpoint, ignore=tuple(options))

@@ -104,7 +104,7 @@ def test_a_checkpoint_takes_options_that_keep_its_weights_and_refuses_the_others
     assert {label: d.cavity.double for label, d in seen.items()} == {
         "epgnn-nr8-nt4-8-qam16:double=True": True, "epgnn-nr8-nt4-8-qam16": False}
     with pytest.raises(SystemExit, match=r"error: report=False would change the architecture .*epgnn-nr8-nt4-8-qam16"
-                                         r"\.pt \(its weights no longer fit: gnn\.readout\.4\.bias: \[12\] vs \[6\]"):
+                                         r"\.pt \(the weights do not fit: gnn\.readout\.4\.bias: \[12\] vs \[6\]"):
         cli_main(EVALUATE + ["--checkpoint", "epgnn-nr8-nt4-8-qam16:report=False"])
     with pytest.raises(SystemExit, match=r"error: bad detector option 'double' in 'epgnn-nr8-nt4-8-qam16:double'"):
         cli_main(EVALUATE + ["--checkpoint", "epgnn-nr8-nt4-8-qam16:double"])
