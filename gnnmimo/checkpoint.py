@@ -282,6 +282,16 @@ def _weight_misfits(expected: dict, found: dict) -> list[str]:
                       for key, value in expected.items() if key in found and found[key].shape != value.shape]
 
 
+def weight_differences(saved: dict, current: dict) -> list[str]:
+    """How two state dicts differ in names and shapes: ``["gnn.w: [12, 32] vs [6, 32]", "x: missing"]``
+    (the saved one first)."""
+    lines = [f"{key}: {list(saved[key].shape)} vs {list(current[key].shape)}"
+             for key in saved.keys() & current.keys() if saved[key].shape != current[key].shape]
+    lines += [f"{key}: not in the detector" for key in saved.keys() - current.keys()]
+    lines += [f"{key}: not in the checkpoint" for key in current.keys() - saved.keys()]
+    return sorted(lines)
+
+
 def detector_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu", **options) -> Detector:
     """A ready detector (eval mode) from a checkpoint read by :func:`read_checkpoint`.
 
@@ -290,8 +300,8 @@ def detector_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu
     Args:
         device: where to put the detector.
         **options: override stored options that do not change the weights
-            (e.g. ``attention="graph"`` for RE-MIMO); an override that changes
-            the architecture raises ``ValueError``.
+            (e.g. ``attention="graph"`` for RE-MIMO, ``double=True`` for EP-GNN); an override
+            that changes the architecture (the weights' names or shapes) raises ``ValueError``.
 
     The detector gets ``checkpoint_label`` (the file stem) and ``checkpoint``
     (the stored configuration: ``system``, ``training``, ``library_version``, ``path``, and the
@@ -317,6 +327,13 @@ def detector_from_checkpoint(checkpoint: dict, device: str | torch.device = "cpu
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"cannot rebuild the detector of {checkpoint.get('path', 'the checkpoint')} "
                               f"({spec['name']!r}, qam {spec['qam']}, options {spec['options']}): {error}") from None
+    changed = weight_differences(checkpoint["model"], detector.state_dict())
+    if options and changed:
+        given = ", ".join(f"{key}={value!r}" for key, value in options.items())
+        raise ValueError(f"{given} would change the architecture of the detector in "
+                         f"{checkpoint.get('path', 'the checkpoint')} (the weights do not fit: "
+                         f"{'; '.join(changed[:3])}{'; …' if len(changed) > 3 else ''}); with a checkpoint, "
+                         "give only options that keep the weights, such as a precision or an iteration count")
     load_weights(detector, checkpoint, ignore=tuple(options))
     detector.checkpoint_label = Path(checkpoint["path"]).stem
     detector.checkpoint = {**{key: checkpoint[key] for key in ("system", "training", "library_version", "path")},

@@ -73,10 +73,22 @@ def lmmse_equalize(graph: MIMOGraph, double: bool = True) -> tuple[Tensor, Tenso
     inverse = hermitian_inverse(gram + view.noise_var[:, None, None] * eye, "HᴴH + σ²I")
     estimate = (inverse @ ops.dense_matched_filter(view.H, view.y)[..., None])[..., 0]
     # 1 − μ_i = σ² [(G + σ²I)⁻¹]_ii, computed directly: accurate at high SNR
-    shortfall = view.noise_var[:, None] * inverse.diagonal(dim1=-2, dim2=-1).real
-    shortfall = graph.users_from_dense(shortfall).clamp(torch.finfo(shortfall.dtype).tiny, 1.0)
+    shortfall = mmse_shortfall(view.noise_var[:, None] * inverse.diagonal(dim1=-2, dim2=-1).real)
+    shortfall = graph.users_from_dense(shortfall)
     gain = 1.0 - shortfall
     return graph.users_from_dense(estimate) / gain, shortfall / gain
+
+
+def mmse_shortfall(shortfall: Tensor) -> Tensor:
+    r"""The MMSE bias shortfall ``1 − μ_i = σ² P_ii`` clamped to ``[tiny, 1 − eps]`` of its dtype.
+
+    ``1 − μ_i`` lies in ``(0, 1)``; it reaches 1 in rounding for a user whose SINR ``μ_i/(1 − μ_i)``
+    is below the dtype's ``eps`` (a channel column 70 dB below the others in float32, 156 dB in
+    float64), and ``z_i = [Wy]_i/μ_i``, ``ν_i = (1 − μ_i)/μ_i`` would divide by zero (NaN
+    probabilities). Clamped, that user keeps ``ν_i ≈ 1/eps``: a uniform posterior, as its SINR says.
+    """
+    finfo = torch.finfo(shortfall.dtype)
+    return shortfall.clamp(finfo.tiny, 1.0 - finfo.eps)
 
 
 def vblast_equalize(graph: MIMOGraph, qam: QAM) -> tuple[Tensor, Tensor]:
@@ -108,7 +120,6 @@ def vblast_equalize(graph: MIMOGraph, qam: QAM) -> tuple[Tensor, Tensor]:
     rows = torch.arange(batch, device=H.device)
     eye = torch.eye(nt, dtype=H.dtype, device=H.device)
     P = hermitian_inverse(ops.dense_gram(H) + noise_var[:, None, None] * eye)
-    tiny = torch.finfo(H.real.dtype).tiny
     remaining = view.user_mask.clone()
     residual = view.y
     z = H.new_zeros(batch, nt)
@@ -117,7 +128,7 @@ def vblast_equalize(graph: MIMOGraph, qam: QAM) -> tuple[Tensor, Tensor]:
         live = remaining.any(1)
         if not live.any():
             break
-        shortfall = (noise_var[:, None] * P.diagonal(dim1=-2, dim2=-1).real).clamp(tiny, 1.0)
+        shortfall = mmse_shortfall(noise_var[:, None] * P.diagonal(dim1=-2, dim2=-1).real)
         pick = shortfall.masked_fill(~remaining, float("inf")).argmin(1)          # [B]
         matched = ops.dense_matched_filter(H, residual) * remaining              # H_Sᴴ r, [B, Nt]
         gain = 1.0 - shortfall[rows, pick]

@@ -39,12 +39,21 @@ detector's spec and checkpoint hash, …). Records of an earlier run passed as
 ``previous`` are reused only when their provenance equals this run's; a
 stored record of a planned point made otherwise raises :class:`ResumeMismatch`
 before any work.
+
+**Trained systems.** A detector loaded from a checkpoint carries the system it
+was trained on (``detector.checkpoint["system"]``: Nr, the Nt range, the
+channel). Evaluated outside it — another Nr (the Nr-agnostic models run
+anywhere), a user count outside the range, another channel kind, ρ outside the
+trained range, another CSI error — its numbers are extrapolation;
+:func:`evaluate` says so once per detector with an
+:class:`OutsideTrainedSystemWarning` naming both systems.
 """
 from __future__ import annotations
 
 import math
 import numbers
 import time
+import warnings
 import zlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -55,6 +64,7 @@ from scipy.stats import beta, binomtest, t as student_t
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import differences, library_version
 from gnnmimo.detector import Detector
 from gnnmimo.registry import class_path, registered_name
@@ -322,6 +332,43 @@ class _Counter:
         return torch.cat(self.errors_by_batch)
 
 
+class OutsideTrainedSystemWarning(UserWarning):
+    """A checkpoint's detector is evaluated outside the system it was trained on (module doc)."""
+
+
+def outside_trained_system(system: dict, sampler: MIMOSampler, nts: list[int]) -> list[str]:
+    """How evaluating ``sampler``'s system at the user counts ``nts`` leaves a trained ``system``
+    (``{"nr", "nt": [low, high], "channel": {...}}``, as checkpoints store it; absent keys are not
+    compared), one ``"Nr 16 (trained 8)"`` line per difference; empty inside it."""
+    found = []
+    if "nr" in system and sampler.nr_range != (system["nr"], system["nr"]):
+        found.append(f"Nr {_span(*sampler.nr_range)} (trained {system['nr']})")
+    if "nt" in system and (min(nts) < system["nt"][0] or max(nts) > system["nt"][1]):
+        found.append(f"Nt {_span(min(nts), max(nts))} (trained {_span(*system['nt'])})")
+    if "channel" in system:
+        trained, evaluated = ChannelModel(**system["channel"]), sampler.channel
+        (low, high), (evaluated_low, evaluated_high) = trained.rho_range, evaluated.rho_range
+        if (evaluated.kind != trained.kind or evaluated_low < low or evaluated_high > high
+                or evaluated.csi_error != trained.csi_error):
+            found.append(f"channel {evaluated.describe()} (trained {trained.describe()})")
+    return found
+
+
+def _span(low: int, high: int) -> str:
+    return f"{low}" if low == high else f"{low}…{high}"
+
+
+def warn_outside_trained_systems(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: list[int]) -> None:
+    """One :class:`OutsideTrainedSystemWarning` per detector from a checkpoint evaluated outside its
+    trained system (:func:`outside_trained_system`)."""
+    for name, detector in detectors.items():
+        found = outside_trained_system((detector.checkpoint or {}).get("system") or {}, sampler, nts)
+        if found:
+            warnings.warn(f"{name!r} is evaluated outside the system its checkpoint was trained on: "
+                          f"{'; '.join(found)}; its numbers there are extrapolation",
+                          OutsideTrainedSystemWarning, stacklevel=3)
+
+
 def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Iterable[int],
              snrs_db: Iterable[float], target_errors: int = 1000, max_symbols: int = 1_000_000,
              batch_size: int = 4096, seed: int = 0, previous: Iterable[PointResult] = (),
@@ -351,6 +398,10 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
 
     Raises:
         ValueError: for an argument out of range (named in the message), before any work.
+
+    Warns:
+        OutsideTrainedSystemWarning: once per detector from a checkpoint whose trained system
+            the evaluated one leaves (module doc).
     """
     nts, snrs_db = _checked_points(nts, snrs_db, target_errors=target_errors, max_symbols=max_symbols,
                                    batch_size=batch_size)
@@ -359,6 +410,7 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
             raise ValueError(f"detector {name!r} decides on {detector.qam} but samples are {sampler.qam}")
     if reference is not None and reference not in detectors:
         raise ValueError(f"the paired reference {reference!r} is not among the detectors {list(detectors)}")
+    warn_outside_trained_systems(detectors, sampler, nts)
     nr = sampler.nr_range[1]
     channel = sampler.channel.describe()
 

@@ -202,8 +202,9 @@ class MIMOGraph(HeteroData):
         """Check the numbers a detector relies on.
 
         Raises ``ValueError`` (or returns ``False`` if ``raise_on_error`` is
-        false) when σ² ≤ 0, when ``y``, ``H`` or σ² hold NaN/Inf, or when a
-        user's channel column is all zero (no detector can see that user).
+        false) when σ² ≤ 0 or too small for its dtype (:func:`_too_small_noise_var`),
+        when ``y``, ``H`` or σ² hold NaN/Inf, or when a user's channel column is all
+        zero or its energy underflows the dtype (no detector can see that user).
         """
         problems = []
         if not torch.isfinite(self.noise_var).all():
@@ -212,6 +213,8 @@ class MIMOGraph(HeteroData):
             bad = (self.noise_var <= 0).nonzero()[:, 0]
             problems.append(f"noise_var must be > 0 (instances {bad[:5].tolist()} have "
                             f"{self.noise_var[bad[:5]].tolist()})")
+        else:
+            problems += _too_small_noise_var(self.noise_var)
         for name, value, batch in (("H", self[CHANNEL].h, self.user_batch[self[CHANNEL].edge_index[1]]),
                                    ("y", self[ANTENNA].y, self.antenna_batch)):
             finite = torch.isfinite(torch.view_as_real(value)).all(-1)
@@ -224,9 +227,26 @@ class MIMOGraph(HeteroData):
         if not seen.all():
             problems.append(f"users with an all-zero channel column (instances "
                             f"{self.user_batch[~seen].unique()[:5].tolist()})")
+        problems += self._underflowing_columns(seen)
         if problems and raise_on_error:
             raise ValueError("invalid MIMO batch: " + "; ".join(problems))
         return not problems
+
+    def _underflowing_columns(self, seen: Tensor) -> list[str]:
+        """The problem with users (``seen``: not all zero) whose column energy ``‖h_i‖²`` is below the
+        smallest normal number of its dtype, or none. Such a column is zero to every computation in
+        that dtype (its Gram entries underflow); one just above it is weak, not invisible, and the
+        detectors give that user a near-uniform posterior."""
+        h, (_, user) = self[CHANNEL].h, self[CHANNEL].edge_index
+        energy = torch.zeros(self[USER].num_nodes, dtype=h.real.dtype, device=h.device)
+        energy.index_add_(0, user, h.abs().square())
+        tiny = torch.finfo(energy.dtype).tiny
+        weak = seen & (energy < tiny)
+        if not weak.any():
+            return []
+        return [f"users whose channel column energy ‖h_i‖² underflows {_dtype_name(h.dtype)} (below its "
+                f"smallest normal number {tiny:.3g}, e.g. {energy[weak][0].item():.3g}; instances "
+                f"{self.user_batch[weak].unique()[:5].tolist()}): scale y, H and noise_var up, or use complex128"]
 
     # ------------------------------------------------------------- properties
     @property
@@ -361,6 +381,29 @@ class MIMOGraph(HeteroData):
         return MIMOGraph.from_dense(view.y[instances], view.H[instances], self.noise_var[instances],
                                     self.num_users[instances], self.num_antennas[instances],
                                     label=label, snr_db=snr_db, qam=getattr(self, "qam", None))
+
+
+def _too_small_noise_var(noise_var: Tensor) -> list[str]:
+    """The problem with a positive σ² below ``tiny/eps`` of its dtype (9.9e-32 in float32), or none.
+
+    ``tiny`` is the smallest normal number: the detectors divide by σ² (``1/σ²`` overflows below it)
+    and scale it (``σ²/2``, ``σ²/‖h_i‖²``, ``σ²P_ii``), and a subnormal result has lost its
+    precision or, with subnormals flushed to zero as the command line runs, becomes 0 (NaN
+    probabilities, all-zero LLRs). The margin ``1/eps`` keeps every such product normal.
+    """
+    finfo = torch.finfo(noise_var.dtype)
+    smallest = finfo.tiny / finfo.eps
+    bad = (noise_var < smallest).nonzero()[:, 0]
+    if not bad.numel():
+        return []
+    return [f"noise_var {noise_var[bad[0]].item():.3g} (instances {bad[:5].tolist()}) is too small for "
+            f"{_dtype_name(noise_var.dtype)}: it must be at least {smallest:.3g} (the smallest normal number "
+            f"{finfo.tiny:.3g} over the precision {finfo.eps:.3g}); scale y and H up, or use complex128"]
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    """``torch.complex64`` → ``"complex64"``."""
+    return str(dtype).removeprefix("torch.")
 
 
 def _version(tensor: Tensor) -> int:

@@ -189,8 +189,16 @@ def check_option_types(name: str, cls: type[Detector], options: dict) -> None:
 def parse_spec(spec: str) -> tuple[str, dict]:
     """``"kbest:k=32,ordered=True"`` → ``("kbest", {"k": 32, "ordered": True})``."""
     name, _, rest = spec.partition(":")
+    return name.strip(), parse_options(rest, spec)
+
+
+def parse_options(text: str, spec: str) -> dict:
+    """``"k=32,ordered=True"`` → ``{"k": 32, "ordered": True}``: values as Python literals, else strings.
+
+    ``spec`` is the whole spec the options come from, named in the error for an item without ``=``.
+    """
     options = {}
-    for item in filter(None, rest.split(",")):
+    for item in filter(None, text.split(",")):
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"bad detector option {item!r} in {spec!r}; expected key=value")
@@ -198,7 +206,7 @@ def parse_spec(spec: str) -> tuple[str, dict]:
             options[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
             options[key.strip()] = value.strip()
-    return name.strip(), options
+    return options
 
 
 def create_from_spec(spec: str, qam: QAM | int) -> Detector:

@@ -135,11 +135,12 @@ def test_site_update_reverts_negative_precisions_and_damps():
     torch.testing.assert_close(new_gam, torch.tensor([0.9 * 0.5 + 0.1 * (0.3 / 0.25 - 0.1 / 0.5), 0.5]))
 
 
-def test_cavity_floors_a_rounded_away_variance():
-    # Σλ ≥ 1 can only come from rounding: the cavity variance takes the floor, no Inf/NaN
+def test_cavity_of_a_rounded_away_precision_is_uninformative():
+    # Σλ ≥ 1 can only come from rounding (a user the channel barely sees): the cavity variance is
+    # Σ/eps, uninformative as that user's channel (it took the floor 1e-13 before), no Inf/NaN
     t, h2 = ep_cavity(torch.tensor([0.5, 0.5]), torch.tensor([0.1, 0.1]), torch.tensor([2.0, 1.0]),
                       torch.tensor([0.0, 0.0]), eps=1e-13)
-    assert h2[0] == 1e-13 and torch.isfinite(t).all()
+    assert h2[0] == 0.5 / torch.finfo(torch.float32).eps and torch.isfinite(t).all()
     torch.testing.assert_close(h2[1], torch.tensor(1.0))
 
 

@@ -60,7 +60,8 @@ class EPTransformer(UnrolledDetector):
         d_model: token state width ``d_s`` (default 32).
         heads: attention heads (default 4).
         damping: EP damping ``β`` on the old sites (default 0.7, GEPNet's).
-        double: run the EP cavity in float64.
+        double: run the EP cavity in float64 (default false; changes no weight, so it can be
+            given with a checkpoint, as for :class:`zoo.epgnn.EPGNN`).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, d_model: int = 32, heads: int = 4,

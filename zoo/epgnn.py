@@ -46,8 +46,11 @@ class EPGNN(UnrolledDetector):
         iterations: EP iterations ``T`` (default 10).
         rounds: GNN rounds ``L`` per EP iteration (default 2).
         damping: EP damping ``β`` on the old sites (default 0.9, the EP baseline's).
-        double: run the EP cavity in float64 (default false: training speed;
-            the GNN runs in float32 either way).
+        double: run the EP cavity (the batched solve) in float64 (default false:
+            training speed; float32 is exact enough at every SNR, the GNN runs in its
+            parameters' dtype either way). It changes no weight, so it can be given
+            with a checkpoint: ``zoo.load(name, double=True)``, ``gnnmimo evaluate
+            --checkpoint NAME:double=True``.
         skip: the GNN corrects the cavity's Gaussian posterior (default) instead
             of replacing it (GEPNet).
         refine: the GNN also shifts and rescales that Gaussian (:mod:`gnnmimo.blocks.gnn`).

@@ -8,7 +8,8 @@ Value syntax: ``--nt 4``, ``4:8`` (every Nt from 4 to 8) or ``4,8``; ``--snr
 8,11,14`` or ``start:step:stop`` (stop included); ``--rho 0.6`` or
 ``0.55:0.75`` (triangular per instance, mode at the upper end); detectors
 take options as ``--detector kbest:k=32``; ``--checkpoint`` takes a file or
-the name of a pretrained checkpoint of the zoo.
+the name of a pretrained checkpoint of the zoo, with options that keep its
+weights in the same syntax (``--checkpoint NAME:double=True``).
 
 Every argument is checked before any work, and so is the work itself: a
 detector whose cost explodes at the requested size (``ml`` beyond ``2^36``
@@ -23,13 +24,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 import zoo
 from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, apply_compute_arguments,
                                    channel_from_args, fraction, parse_int_list, parse_snr_list, positive_int)
+from gnnmimo.detector import Detector
 from gnnmimo.evaluation import ResumeMismatch, evaluate
 from gnnmimo.files import atomic_write, check_writable
-from gnnmimo.registry import create_from_spec
+from gnnmimo.registry import create_from_spec, parse_options
 from gnnmimo.report import load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
 from gnnmimo.sampling import MIMOSampler
 
@@ -39,8 +42,9 @@ def add_evaluate_parser(subparsers) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detector", action="append", default=[], metavar="NAME[:opt=val,…]",
                         help="a registered detector (repeatable); see `gnnmimo list`")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH_OR_NAME",
-                        help="a trained detector checkpoint, or the name of a pretrained one (repeatable)")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH_OR_NAME[:opt=val,…]",
+                        help="a trained detector checkpoint, or the name of a pretrained one (repeatable); "
+                             "options that keep its weights, e.g. NAME:double=True")
     parser.add_argument("--nr", type=positive_int, required=True, help="receive antennas")
     parser.add_argument("--nt", type=parse_int_list, required=True, help="users: N, LOW:HIGH or N1,N2")
     parser.add_argument("--snr", type=parse_snr_list, required=True, help="SNRs in dB")
@@ -65,15 +69,29 @@ def add_evaluate_parser(subparsers) -> None:
     parser.set_defaults(main=evaluate_main)
 
 
+def load_checkpoint_spec(spec: str) -> tuple[str, Detector]:
+    """``PATH_OR_NAME[:opt=val,…]`` → ``(label, detector)``: the checkpoint loaded with those options
+    (:func:`zoo.load`: only options that keep its weights), labelled by its stem and the options.
+
+    The options follow the last ``:``; a spec that names an existing file, or whose last ``:`` is
+    followed by a path (``C:\\runs\\my.pt``), is a path alone.
+    """
+    path, sep, options = spec.rpartition(":")
+    if not sep or os.path.exists(spec) or "/" in options or "\\" in options:
+        path, options = spec, ""
+    detector = zoo.load(path, **parse_options(options, spec))
+    return detector.checkpoint_label + (f":{options}" if options else ""), detector
+
+
 def build_detectors(args: argparse.Namespace) -> dict:
     """The detectors of ``--detector`` specs and ``--checkpoint`` files, by label."""
     detectors = {}
     try:
         for spec in args.detector:
             detectors[spec] = create_from_spec(spec, args.qam)
-        for path in args.checkpoint:
-            detector = zoo.load(path)
-            label = detector.checkpoint_label if detector.checkpoint_label not in detectors else str(path)
+        for spec in args.checkpoint:
+            label, detector = load_checkpoint_spec(spec)
+            label = label if label not in detectors else spec
             if label in detectors:
                 raise ValueError(f"two detectors would be labelled {label!r}; give each checkpoint once")
             detectors[label] = detector
@@ -125,6 +143,11 @@ def check_work(detectors: dict, nr: int, nts: list[int], allow_slow: bool) -> No
                          + "\nreduce --nt, drop the detector, or add --allow-slow to run it anyway")
 
 
+def print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a warning as ``warning: …`` on stderr, without the source line (a user's view)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def evaluate_main(args: argparse.Namespace) -> int:
     check_outputs(args)
     previous = previous_records(args)
@@ -143,9 +166,11 @@ def evaluate_main(args: argparse.Namespace) -> int:
             save_json(results, args.json)
 
     try:
-        evaluate(detectors, sampler, args.nt, args.snr, args.target_errors, args.max_symbols,
-                 args.batch_size, args.seed, previous=previous, on_point=save,
-                 progress=not args.no_progress, reference=args.paired_with)
+        with warnings.catch_warnings():   # e.g. a checkpoint outside its trained system, before any point
+            warnings.showwarning = print_warning
+            evaluate(detectors, sampler, args.nt, args.snr, args.target_errors, args.max_symbols,
+                     args.batch_size, args.seed, previous=previous, on_point=save,
+                     progress=not args.no_progress, reference=args.paired_with)
     except ResumeMismatch as error:
         raise SystemExit(f"error: cannot resume from {args.json}: {error}\n"
                          "Use another --json for this run, or --overwrite to replace the file.") from None
