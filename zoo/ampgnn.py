@@ -74,16 +74,19 @@ class AMPGNN(UnrolledDetector):
             (:mod:`gnnmimo.blocks.gnn`).
         divergence: feed AMP the refined denoiser's divergence ``v e^{−ν}`` instead of its
             variance ``v`` (needs ``refine``; see module doc).
+        messages: the GNN's message implementation, ``"dense"`` (default) or ``"graph"``; same
+            parameters, same numbers (:mod:`gnnmimo.blocks.gnn`).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, skip: bool = True,
-                 refine: bool = False, report: bool = False, divergence: bool = False):
+                 refine: bool = False, report: bool = False, divergence: bool = False, messages: str = "dense"):
         if divergence and not refine:
             raise ValueError("divergence=True corrects for the refined observation and needs refine=True")
         super().__init__(qam, iterations)
         self.divergence = divergence
         self.linear = AMPLinear()
-        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine, report=report)
+        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine, report=report,
+                                  messages=messages)
         self.posterior = PAMPosterior(self.qam)
         self.report = ReportedPosterior(self.qam) if report else None
         self.onsager = RefinedDivergence() if divergence else None

@@ -56,14 +56,17 @@ class EPGNN(UnrolledDetector):
         refine: the GNN also shifts and rescales that Gaussian (:mod:`gnnmimo.blocks.gnn`).
         report: report the posterior of a second GNN head instead of the iterated one
             (:mod:`gnnmimo.blocks.gnn`).
+        messages: the GNN's message implementation, ``"dense"`` (default) or ``"graph"``; same
+            parameters, same numbers (:mod:`gnnmimo.blocks.gnn`).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, damping: float = 0.9,
                  double: bool = False, skip: bool = True, refine: bool = False,
-                 report: bool = False):
+                 report: bool = False, messages: str = "dense"):
         super().__init__(qam, iterations)
         self.cavity = EPCavity(double=double)
-        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine, report=report)
+        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, refine=refine, report=report,
+                                  messages=messages)
         self.posterior = PAMPosterior(self.qam)
         self.report = ReportedPosterior(self.qam) if report else None
         self.site_update = EPUpdate(damping)

@@ -30,11 +30,14 @@ class GNNDetector(UnrolledDetector):
     Args:
         qam: the constellation.
         iterations: message-passing rounds ``T`` (default 10).
+        messages: the GNN's message implementation, ``"dense"`` (default) or ``"graph"``; same
+            parameters, same numbers (:mod:`gnnmimo.blocks.gnn`).
     """
 
-    def __init__(self, qam: QAM | int, iterations: int = 10):
+    def __init__(self, qam: QAM | int, iterations: int = 10, messages: str = "dense"):
         super().__init__(qam, iterations)
-        self.gnn = PairwiseMRFGNN(self.qam, rounds=1, message_channels=(128, 64), gru_channels=128)
+        self.gnn = PairwiseMRFGNN(self.qam, rounds=1, message_channels=(128, 64), gru_channels=128,
+                                  messages=messages)
         self.posterior = PAMPosterior(self.qam)
         self.chain = Chain(self.gnn, self.posterior, given=(), register=False)
 

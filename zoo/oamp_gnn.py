@@ -38,13 +38,15 @@ class OAMPGNN(UnfoldedDetector):
         rounds: GNN rounds ``L`` per iteration (default 2).
         double: compute the linear step in float64.
         skip: the GNN corrects OAMP's Gaussian posterior (default) instead of replacing it.
+        messages: the GNN's message implementation, ``"dense"`` (default) or ``"graph"``; same
+            parameters, same numbers (:mod:`gnnmimo.blocks.gnn`).
     """
 
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, double: bool = False,
-                 skip: bool = True):
+                 skip: bool = True, messages: str = "dense"):
         super().__init__(qam, iterations)
         self.linear = nn.ModuleList(OAMPLinear(learnable=True, double=double) for _ in range(iterations))
-        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip)
+        self.gnn = PairwiseMRFGNN(self.qam, rounds, observation=True, skip=skip, messages=messages)
         self.posterior = PAMPosterior(self.qam)
         self.chains = nn.ModuleList(Chain(linear, self.gnn, self.posterior, given=PRIOR_KEYS, register=False)
                                     for linear in self.linear)
