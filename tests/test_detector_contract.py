@@ -52,7 +52,7 @@ def randomised(detector, seed=0):
 def test_a_constructor_built_detector_saves_and_loads_with_its_options(tmp_path):
     detector = randomised(EPGNN(16, skip=False, iterations=7))
     assert detector.hparams == {"iterations": 7, "rounds": 2, "damping": 0.9, "double": False, "skip": False,
-                                "refine": False, "report": False}
+                                "refine": False, "report": False, "messages": "dense"}
     save_checkpoint(tmp_path / "epgnn.pt", detector)
     loaded = load_checkpoint(tmp_path / "epgnn.pt")
     assert type(loaded) is EPGNN and loaded.hparams == detector.hparams and loaded.iterations == 7
