@@ -223,8 +223,10 @@ class Harness:
     def section_classical(self) -> None:
         import vs_sionna
         print("classical detectors against Sionna (identical inputs)")
-        for row in vs_sionna.measure(self.args.classical_batch, self.args.repeat):
-            self.add(Row("classical", row["case"], "gnnmimo", "fp32", row["batch"], row["seconds"],
+        for row in vs_sionna.measure(self.args.classical_batch, self.args.repeat, verbose=False):
+            precision = "fp32" if row["variant"] == "float32" else ("fp64" if row["variant"] else "fp32")
+            self.add(Row("classical", f"{row['case']} {row['variant']}".strip(), "gnnmimo", precision,
+                         row["batch"], row["seconds"],
                          row["batch"] / row["seconds"], peer="sionna",
                          peer_rate=row["batch"] / row["peer_seconds"], ratio=row["peer_seconds"] / row["seconds"]))
 

@@ -1,22 +1,28 @@
 """Throughput against Sionna 2.x on identical inputs, side by side in one run.
 
 For each pair, the same ``(y, H, S = σ² I)`` (complex64) go to our detector
-(as a :class:`~gnnmimo.graph.MIMOGraph` built beforehand; building it is timed
-separately) and to Sionna's block; the table gives instances/s of each and
-the ratio ours / Sionna (> 1: we are faster):
+(as a :class:`~gnnmimo.graph.MIMOGraph` built beforehand from those tensors, a
+fresh one for every timed call, so that nothing the detector memoises on a
+batch carries over; building it is timed separately) and to Sionna's block;
+the table gives instances/s of each and the ratio ours / Sionna (> 1: we are
+faster):
 
-* LMMSE and EP, 64×32 16-QAM, batch 4096 (EP: ``zoo.create("ep", 16)`` vs
-  ``EPDetector``, 10 iterations each; skipped if ``ep`` is not registered);
-* K-best (K = 32) and exact ML, 8×4 16-QAM (ML: our sphere decoder vs
-  Sionna's exhaustive search over all 16⁴ candidates, on a smaller batch
-  because Sionna materialises every candidate);
+* ZF, LMMSE and EP, 64×32 16-QAM, batch 4096 (EP: 10 iterations each), each
+  in our default precision (float64 solves) and in Sionna's (``double=False``,
+  float32 throughout);
+* K-best (K = 32) at 8×4 16-QAM, with the share of equal decisions;
+* exact ML at 8×4 16-QAM: our sphere decoder against Sionna's exhaustive
+  search over all 16⁴ candidates, on a smaller batch because Sionna
+  materialises every candidate;
 * then instances/s of every registered detector at 64×32 16-QAM on
   ``--table-batch`` instances, one timed call each after a warm-up (ML and
   SDR are skipped there: exponential / one SDP per instance), and SDR at
   8×4 16-QAM on a few instances.
 
-Each figure is the best of ``--repeat`` timed calls after one warm-up call,
-the calls (not the inputs) under ``torch.inference_mode``. Run:
+Each figure is the best of ``--repeat`` timed calls after one warm-up, ours and
+Sionna's calls alternating (:func:`timing.best_times`) and timed by this
+process's CPU clock, so that other load on a shared machine hits both alike; the
+calls (not the inputs) run under ``torch.inference_mode``. Run:
 ``python benchmarks/vs_sionna.py [--batch 4096] [--snr 14] [--repeat 3] [--threads 1]``.
 """
 from __future__ import annotations
@@ -30,7 +36,7 @@ import torch
 import zoo
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.sampling import MIMOSampler
-from timing import best_time as _best_time
+from timing import best_time as _best_time, best_times
 
 
 def best_time(fn, repeat: int) -> float:
@@ -59,6 +65,7 @@ def sionna_blocks(qam: int, nt: int, k: int) -> dict:
     from sionna.phy import mimo
     options = dict(constellation_type="qam", num_bits_per_symbol=int(math.log2(qam)), precision="single")
     return {
+        "zf": lambda: mimo.LinearDetector("zf", "symbol", "app", **options),
         "mmse": lambda: mimo.LinearDetector("lmmse", "symbol", "app", **options),
         "ep": lambda: mimo.EPDetector("symbol", int(math.log2(qam)), l=10, precision="single"),
         "kbest": lambda: mimo.KBestDetector("symbol", nt, k, hard_out=True, **options),
@@ -66,29 +73,58 @@ def sionna_blocks(qam: int, nt: int, k: int) -> dict:
     }
 
 
-def row(label: str, batch: int, ours: float, theirs: float | None) -> None:
-    rate = batch / ours
-    if theirs is None:
-        print(f"{label:<34} {rate:>12,.0f} {'-':>12} {'-':>8}")
-    else:
-        print(f"{label:<34} {rate:>12,.0f} {batch / theirs:>12,.0f} {theirs / ours:>7.2f}x")
+#: the side-by-side cases: (case, our detector, its option sets keyed by label, Nr, Nt)
+CASES = [
+    ("ZF 64x32 16-QAM", "zf", {"float64 solves": {}, "float32": {"double": False}}, 64, 32),
+    ("LMMSE 64x32 16-QAM", "mmse", {"float64 solves": {}, "float32": {"double": False}}, 64, 32),
+    ("EP 64x32 16-QAM", "ep", {"float64": {}, "float32": {"double": False}}, 64, 32),
+    ("K-best 8x4 16-QAM", "kbest", {"": {}}, 8, 4),
+    ("ML 8x4 16-QAM", "ml", {"": {}}, 8, 4),
+]
 
 
-def compare(name: str, label: str, nr: int, nt: int, batch: int, snr: float, repeat: int,
-            sionna_k: int, **options) -> None:
-    if name not in zoo.list():
-        print(f"{label:<34} skipped: '{name}' is not registered")
-        return
-    graph, sionna_inputs = inputs(nr, nt, 16, batch, snr)
-    ours = zoo.create(name, 16, **options)
-    theirs = sionna_blocks(16, nt, sionna_k)[name]()
-    try:
-        ours_time = best_time(lambda: ours(graph), repeat)
-    except Exception as error:  # report and go on with the other rows
-        print(f"{label:<34} failed: {type(error).__name__}: {error}")
-        return
-    theirs_time = best_time(lambda: theirs(*sionna_inputs), repeat)
-    row(f"{label} (B={batch})", batch, ours_time, theirs_time)
+def measure(batch: int = 4096, repeat: int = 3, *, ml_batch: int = 128, k: int = 32, snr_db: float = 14.0,
+            verbose: bool = True) -> list[dict]:
+    """Every case of :data:`CASES`, ours and Sionna's calls alternating; one dict per variant of ours:
+    ``case``, ``variant``, ``batch``, ``seconds`` (ours), ``peer_seconds`` (Sionna's), and for
+    K-best and ML ``agreement``, the share of equal symbol decisions."""
+    rows = []
+    for case, name, variants, nr, nt in CASES:
+        if name not in zoo.list():
+            print(f"{case:<34} skipped: '{name}' is not registered")
+            continue
+        size = ml_batch if name == "ml" else batch
+        graph, sionna_inputs = inputs(nr, nt, 16, size, 20.0 if nt == 32 else snr_db)
+        y, H, _ = sionna_inputs
+        theirs = sionna_blocks(16, nt, k)[name]()
+        functions = {"sionna": lambda: theirs(*sionna_inputs)}
+        detectors = {label: zoo.create(name, 16, **({"k": k} if name == "kbest" else {}), **options)
+                     for label, options in variants.items()}
+        with torch.inference_mode():  # the batches too: what a detector memoises on them is keyed by the mode
+            graphs = {label: [MIMOGraph.from_dense(y, H, graph.noise_var, qam=16) for _ in range(repeat + 1)]
+                      for label in variants}
+            for label, detector in detectors.items():
+                functions[label] = lambda d=detector, g=graphs[label]: d(g.pop())
+            seconds = best_times(functions, repeat, clock=time.process_time)
+            agreement = None
+            if name in ("kbest", "ml"):
+                ours = next(iter(detectors.values()))(graph).hard
+                agreement = (ours == theirs(*sionna_inputs).reshape(-1).long()).double().mean().item()
+        for label in variants:
+            row = {"case": case, "variant": label, "batch": size, "seconds": seconds[label],
+                   "peer_seconds": seconds["sionna"], "agreement": agreement}
+            rows.append(row)
+            if verbose:
+                print_row(row)
+    return rows
+
+
+def print_row(row: dict) -> None:
+    label = f"{row['case']} {row['variant']}".strip() + f" (B={row['batch']})"
+    ours, theirs = row["batch"] / row["seconds"], row["batch"] / row["peer_seconds"]
+    agreement = "" if row["agreement"] is None else f"   {100 * row['agreement']:.2f} % equal decisions"
+    print(f"{label:<46} {ours:>12,.0f} {theirs:>12,.0f} {row['peer_seconds'] / row['seconds']:>7.2f}x{agreement}",
+          flush=True)
 
 
 def main() -> None:
@@ -106,13 +142,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; instances/s, best of "
           f"{args.repeat} after a warm-up")
-    # inputs are built outside inference mode, the timed calls run inside it (best_time)
-    print(f"\n{'detector':<34} {'gnnmimo':>12} {'sionna':>12} {'ratio':>8}")
-    compare("mmse", "LMMSE 64x32 16-QAM", 64, 32, args.batch, 20.0, args.repeat, args.k)
-    compare("ep", "EP 64x32 16-QAM", 64, 32, args.batch, 20.0, args.repeat, args.k)
-    compare("kbest", f"K-best K={args.k} 8x4 16-QAM", 8, 4, args.batch, args.snr, args.repeat, args.k,
-            k=args.k)
-    compare("ml", f"ML 8x4 16-QAM {args.snr:g} dB", 8, 4, args.ml_batch, args.snr, args.repeat, args.k)
+    print(f"\n{'detector':<46} {'gnnmimo':>12} {'sionna':>12} {'ratio':>8}")
+    measure(args.batch, args.repeat, ml_batch=args.ml_batch, k=args.k, snr_db=args.snr)
 
     graph, (y, H, _) = inputs(64, 32, 16, args.batch, 20.0)
     build = best_time(lambda: MIMOGraph.from_dense(y, H, graph.noise_var, qam=16), args.repeat)
