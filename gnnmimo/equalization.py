@@ -45,7 +45,7 @@ def dense_view(graph: MIMOGraph, double: bool) -> DenseView:
 def mf_equalize(graph: MIMOGraph) -> tuple[Tensor, Tensor]:
     """Matched filter ``(z, ν)`` (module doc), in the batch's precision."""
     energy = ops.column_energy(graph)
-    z = ops.matched_filter(graph, graph[ANTENNA].y) / energy
+    z = ops.matched_filter(graph, graph[ANTENNA].received) / energy
     (_, target), gram = graph.user_edges()
     interference = scatter(gram.abs().square(), target, dim=0, dim_size=energy.numel(), reduce="sum")
     nu = (interference + graph.user_noise_var * energy) / energy.square()

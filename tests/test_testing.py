@@ -24,7 +24,7 @@ class ToyMF(Detector):
     and batch independent. The subclasses below break one property each."""
 
     def equalize(self, graph):
-        return ops.matched_filter(graph, graph[ANTENNA].y) / ops.column_energy(graph)
+        return ops.matched_filter(graph, graph[ANTENNA].received) / ops.column_energy(graph)
 
     def iterate(self, graph):
         z = self.equalize(graph)
@@ -44,8 +44,8 @@ class AntennaWeighted(ToyMF):
     """Weights received samples by antenna position: user-equivariant, not antenna-equivariant."""
 
     def equalize(self, graph):
-        weight = 1.0 + graph.antenna_index.to(graph[ANTENNA].y.real.dtype)
-        return ops.matched_filter(graph, graph[ANTENNA].y * weight) / ops.column_energy(graph)
+        weight = 1.0 + graph.antenna_index.to(graph[ANTENNA].received.real.dtype)
+        return ops.matched_filter(graph, graph[ANTENNA].received * weight) / ops.column_energy(graph)
 
 
 class FirstNodeBias(ToyMF):
@@ -69,7 +69,7 @@ class BatchMixer(ToyMF):
 
     def iterate(self, graph):
         logits = super().iterate(graph)
-        return logits + graph[ANTENNA].y.abs().square().mean() * torch.arange(self.qam.order)
+        return logits + graph[ANTENNA].received.abs().square().mean() * torch.arange(self.qam.order)
 
 
 class PaddingLeak(ToyMF):

@@ -95,7 +95,7 @@ class _Instances:
     def of(cls, graph: MIMOGraph) -> "_Instances":
         view = graph.dense()
         return cls(view.y, view.H, graph.noise_var, graph.num_users, graph.num_antennas,
-                   graph.dense_labels(0) if "label" in graph[USER] else None,
+                   graph.dense_labels(0) if "y" in graph[USER] else None,
                    graph.snr_db if _has(graph, "snr_db") else None)
 
     def _map(self, function) -> "_Instances":
