@@ -335,6 +335,16 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
             return self.num_instances
         return super().__inc__(key, value, store, *args, **kwargs)
 
+    def collect(self, key: str, allow_empty: bool = False) -> dict:
+        """``{type: value}`` over the node and edge stores holding ``key`` (what ``x_dict``,
+        ``y_dict``, … give), as in ``HeteroData`` but without the deprecated names of
+        :data:`RENAMED`: ``y_dict`` holds the targets only."""
+        mapping = {store._key: store[key] for store in [*self.node_stores, *self.edge_stores] if key in store}
+        if not mapping and not allow_empty:
+            raise KeyError(f"no node or edge type of the batch has {key!r}"
+                           + (" (add them with graph.add_features())" if key in ("x", "edge_attr") else ""))
+        return mapping
+
     @property
     def num_graphs(self) -> int:
         """The number of instances ``B`` (each instance is one graph)."""

@@ -230,7 +230,7 @@ def test_block_diagonal_batch_mates_are_consistent_instances():
     graph = batch(nr=(2, 6), nt=(1, 2), size=12, precision="double")
     parts = _Instances.of(graph)
     first, second = torch.arange(6), torch.arange(6, 12)
-    merged = _Instances.block_diagonal(parts.take(first), parts.take(second)).graph(graph.qam)
+    merged = _Instances.block_diagonal(parts.take(first), parts.take(second)).graph(graph)
     assert torch.equal(merged.num_users, graph.num_users[first] + graph.num_users[second])
     assert torch.equal(merged.num_antennas, graph.num_antennas[first] + graph.num_antennas[second])
     qam = QAM(16)
