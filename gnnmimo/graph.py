@@ -28,8 +28,8 @@ are its instances: ``num_graphs`` (= ``batch_size``) is ``B``,
 ``MIMOGraph`` objects gives the ``MIMOGraph`` of all their instances, equal to the
 one :meth:`MIMOGraph.from_dense` builds from them (instance-level ``batch``
 vectors are offset by the instances before them, ``ptr`` is derived from the
-counts). Real-valued features for stock PyG layers (``x``, ``edge_attr``) are
-added on request by :mod:`gnnmimo.features`. Bipartite edges are stored in
+counts). Real-valued features for stock PyG layers (``x``, ``edge_attr``, a
+reverse relation) are added on request by :meth:`MIMOGraph.add_features`. Bipartite edges are stored in
 ``(instance, antenna, user)`` row-major order, so instance ``b``'s edge
 ``(a, i)`` sits at ``edge_ptr[b] + a·Nt_b + i``.
 
@@ -371,11 +371,11 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
         order = self._global_store.get("qam")
         if not isinstance(order, Tensor):
             return order
-        low, high = order.aminmax()
+        low, high = torch.stack(order.aminmax()).tolist()  # one device sync
         if low != high:
             raise ValueError(f"the batch mixes constellations ({order.unique().tolist()}-QAM); "
                              f"a detector needs one")
-        return int(low)
+        return low
 
     @property
     def user_batch(self) -> Tensor:
