@@ -26,6 +26,8 @@ import numbers
 import torch
 from torch import Tensor
 
+from gnnmimo.linalg import squared_magnitude
+
 SUPPORTED_ORDERS = (4, 16, 64, 256)
 LLR_METHODS = ("app", "maxlog")
 
@@ -152,7 +154,7 @@ class QAM:
         (broadcastable) → ``[..., M]``.
         """
         points = self.points_as(z)
-        return -(z[..., None] - points).abs().square() / noise_var[..., None]
+        return -squared_magnitude(z[..., None] - points) / noise_var[..., None]
 
     def bit_llrs(self, logits: Tensor, method: str = "app") -> Tensor:
         r"""Bit LLRs from symbol logits.

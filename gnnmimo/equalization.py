@@ -21,25 +21,14 @@ library need them: the training SNR calibration uses the LMMSE SINR.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
 from gnnmimo import ops
 from gnnmimo.constellation import QAM
-from gnnmimo.graph import ANTENNA, DenseView, MIMOGraph
-from gnnmimo.linalg import hermitian_inverse
-
-
-def dense_view(graph: MIMOGraph, double: bool) -> DenseView:
-    """The padded view of ``graph``, in complex128 when ``double`` (for the solves below)."""
-    view = graph.dense()
-    if not double:
-        return view
-    return replace(view, H=view.H.to(torch.complex128), y=view.y.to(torch.complex128),
-                   noise_var=view.noise_var.double())
+from gnnmimo.graph import ANTENNA, MIMOGraph
+from gnnmimo.linalg import factor_diagonal_and_solve, hermitian_inverse, in_chunks, squared_magnitude
 
 
 def mf_equalize(graph: MIMOGraph) -> tuple[Tensor, Tensor]:
@@ -47,36 +36,49 @@ def mf_equalize(graph: MIMOGraph) -> tuple[Tensor, Tensor]:
     energy = ops.column_energy(graph)
     z = ops.matched_filter(graph, graph[ANTENNA].received) / energy
     (_, target), gram = graph.user_edges()
-    interference = scatter(gram.abs().square(), target, dim=0, dim_size=energy.numel(), reduce="sum")
+    interference = scatter(squared_magnitude(gram), target, dim=0, dim_size=energy.numel(), reduce="sum")
     nu = (interference + graph.user_noise_var * energy) / energy.square()
     return z, nu
 
 
 def zf_equalize(graph: MIMOGraph, double: bool = True) -> tuple[Tensor, Tensor]:
     """Zero forcing ``(z, ν)`` (module doc); ``ValueError`` for a rank-deficient ``HᴴH``."""
-    view = dense_view(graph, double)
-    gram = ops.dense_gram(view.H)
-    # padded users get an identity row so the system stays invertible; they decouple
-    pad = (~view.user_mask).to(gram.real.dtype)
-    gram = gram + torch.diag_embed(pad).to(gram.dtype)
-    inverse = hermitian_inverse(gram, "HᴴH (rank-deficient channel)")
-    z = (inverse @ ops.dense_matched_filter(view.H, view.y)[..., None])[..., 0]
-    nu = view.noise_var[:, None] * inverse.diagonal(dim1=-2, dim2=-1).real
-    return graph.users_from_dense(z), graph.users_from_dense(nu)
+    return _solved(graph, double, regularised=False)
 
 
 def lmmse_equalize(graph: MIMOGraph, double: bool = True) -> tuple[Tensor, Tensor]:
     """Unbiased LMMSE ``(z, ν)`` with ``ν = 1/SINR`` (module doc)."""
-    view = dense_view(graph, double)
-    gram = ops.dense_gram(view.H)
-    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    inverse = hermitian_inverse(gram + view.noise_var[:, None, None] * eye, "HᴴH + σ²I")
-    estimate = (inverse @ ops.dense_matched_filter(view.H, view.y)[..., None])[..., 0]
-    # 1 − μ_i = σ² [(G + σ²I)⁻¹]_ii, computed directly: accurate at high SNR
-    shortfall = mmse_shortfall(view.noise_var[:, None] * inverse.diagonal(dim1=-2, dim2=-1).real)
-    shortfall = graph.users_from_dense(shortfall)
-    gain = 1.0 - shortfall
-    return graph.users_from_dense(estimate) / gain, shortfall / gain
+    return _solved(graph, double, regularised=True)
+
+
+def _solved(graph: MIMOGraph, double: bool, regularised: bool) -> tuple[Tensor, Tensor]:
+    """ZF or (``regularised``) LMMSE ``(z, ν)``, in complex128 when ``double``.
+
+    Per instance the Gram matrix, the factorisation and the solve run in cache-sized chunks of the
+    batch (:func:`gnnmimo.linalg.in_chunks`), including the cast to complex128, so that no
+    batch-sized temporary is built.
+    """
+    view = graph.dense()
+    dtype = torch.complex128 if double else view.H.dtype
+
+    def solve(start: int, H: Tensor, y: Tensor, noise_var: Tensor, users: Tensor) -> tuple[Tensor, Tensor]:
+        H, y, noise_var = H.to(dtype), y.to(dtype), noise_var.to(dtype.to_real())
+        if regularised:  # (HᴴH + σ²I)⁻¹: 1 − μ_i = σ² [(G + σ²I)⁻¹]_ii, computed directly, accurate at high SNR
+            shift, what = noise_var[:, None].expand(users.shape), "HᴴH + σ²I"
+        else:  # padded users get an identity row so the system stays invertible; they decouple
+            shift, what = (~users).to(noise_var.dtype), "HᴴH (rank-deficient channel)"
+        diagonal, z = factor_diagonal_and_solve(ops.dense_gram(H), ops.dense_matched_filter(H, y), shift,
+                                                what=what, first=start)
+        variance = noise_var[:, None] * diagonal
+        return z, (mmse_shortfall(variance) if regularised else variance)
+
+    z, variance = in_chunks(solve, (view.H, view.y, view.noise_var, view.user_mask),
+                            view.H[0].numel() * torch.empty((), dtype=dtype).element_size())
+    z, variance = graph.users_from_dense(z), graph.users_from_dense(variance)
+    if not regularised:
+        return z, variance
+    gain = 1.0 - variance
+    return z / gain, variance / gain
 
 
 def mmse_shortfall(shortfall: Tensor) -> Tensor:

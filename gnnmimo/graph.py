@@ -80,6 +80,9 @@ RENAMED = {(ANTENNA, "y"): "received", (USER, "label"): "y"}
 class DenseView:
     """Zero-padded dense view of a batch.
 
+    The batch memoises it (:meth:`MIMOGraph.dense`) and may share its storage with the batch's
+    own ``h`` and ``y``: treat it as read-only, copy before changing it.
+
     Attributes:
         y: ``[B, Nr_max]`` complex received samples.
         H: ``[B, Nr_max, Nt_max]`` complex channels (as the detector sees them).
@@ -202,8 +205,18 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
 
         mask = block_mask(num_antennas, num_users, nr, nt)
         user_mask, antenna_mask = mask.any(1), mask.any(2)
-        b, a, i = mask.nonzero(as_tuple=True)
         user_ptr, antenna_ptr = cumsum(num_users), cumsum(num_antennas)
+        # the padded view, owned by the batch (the caller may change H in place afterwards)
+        padded = bool((num_users < nt).any() or (num_antennas < nr).any())
+        H = torch.where(mask, H, 0) if padded else H.clone()
+        y = torch.where(antenna_mask, y, 0) if padded else y.clone()
+        if padded:
+            b, a, i = mask.nonzero(as_tuple=True)
+            edge_index = torch.stack([antenna_ptr[b] + a, user_ptr[b] + i])
+            h = H[b, a, i]
+        else:  # every instance is Nr × Nt: the row-major edges are the flattened H, no search
+            edge_index = _full_block_edges(batch, nr, nt, device)
+            h = H.reshape(-1)
 
         data = cls()
         data[USER].batch = user_mask.nonzero()[:, 0]
@@ -212,11 +225,11 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
             if label.shape != (batch, nt):
                 raise ValueError(f"label must be [B, Nt] = {(batch, nt)}, got {tuple(label.shape)}")
             data[USER].y = _checked_labels(label[user_mask], qam)
-        data[ANTENNA].received = y[antenna_mask]
+        data[ANTENNA].received = y[antenna_mask] if padded else y.reshape(-1)
         data[ANTENNA].batch = antenna_mask.nonzero()[:, 0]
         data[ANTENNA].num_nodes = int(antenna_ptr[-1])
-        data[CHANNEL].edge_index = torch.stack([antenna_ptr[b] + a, user_ptr[b] + i])
-        data[CHANNEL].h = H[b, a, i]
+        data[CHANNEL].edge_index = edge_index
+        data[CHANNEL].h = h
         data.noise_var = noise_var
         data.num_users = num_users
         data.num_antennas = num_antennas
@@ -224,6 +237,9 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
             data.snr_db = snr_db
         if qam is not None:
             data["qam"] = torch.full((batch,), qam, dtype=torch.long, device=device)
+        nr_max, nt_max = int(num_antennas.max()), int(num_users.max())
+        data.memoised("dense", lambda: DenseView(y[:, :nr_max], H[:, :nr_max, :nt_max], noise_var,
+                                                 user_mask[:, :nt_max], antenna_mask[:, :nr_max]))
         data.validate()
         return data
 
@@ -280,6 +296,13 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
         when ``y``, ``H`` or σ² hold NaN/Inf, or when a user's channel column is all
         zero or its energy underflows the dtype (no detector can see that user).
         """
+        problems = self.memoised("problems", self._problems, autograd=False)
+        if problems and raise_on_error:
+            raise ValueError("invalid MIMO batch: " + "; ".join(problems))
+        return not problems
+
+    def _problems(self) -> list[str]:
+        """What :meth:`validate` reports, one sentence per problem (none: valid)."""
         problems = []
         if not torch.isfinite(self.noise_var).all():
             problems.append("noise_var holds NaN/Inf")
@@ -289,38 +312,33 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
                             f"{self.noise_var[bad[:5]].tolist()})")
         else:
             problems += _too_small_noise_var(self.noise_var)
-        for name, value, batch in (("H", self[CHANNEL].h, self.user_batch[self[CHANNEL].edge_index[1]]),
-                                   ("y", self[ANTENNA].received, self.antenna_batch)):
+        h, (_, user) = self[CHANNEL].h, self[CHANNEL].edge_index
+        for name, value, node_batch in (("H", h, lambda: self.user_batch[user]),
+                                        ("y", self[ANTENNA].received, lambda: self.antenna_batch)):
             finite = torch.isfinite(torch.view_as_real(value)).all(-1)
             if not finite.all():
                 problems.append(f"{name} holds NaN/Inf (instances "
-                                f"{batch[~finite].unique()[:5].tolist()})")
-        _, user = self[CHANNEL].edge_index
+                                f"{node_batch()[~finite].unique()[:5].tolist()})")
+        energy = torch.zeros(self[USER].num_nodes, dtype=h.real.dtype, device=h.device)
+        energy.index_add_(0, user, torch.view_as_real(h).square().sum(-1))   # ‖h_i‖² per user
+        tiny = torch.finfo(energy.dtype).tiny
+        if bool((energy >= tiny).all()):  # every column seen, none underflowing: the common case
+            return problems
         seen = torch.zeros(self[USER].num_nodes, dtype=torch.bool, device=user.device)
-        seen[user[self[CHANNEL].h != 0]] = True
+        seen[user[h != 0]] = True
         if not seen.all():
             problems.append(f"users with an all-zero channel column (instances "
                             f"{self.user_batch[~seen].unique()[:5].tolist()})")
-        problems += self._underflowing_columns(seen)
-        if problems and raise_on_error:
-            raise ValueError("invalid MIMO batch: " + "; ".join(problems))
-        return not problems
-
-    def _underflowing_columns(self, seen: Tensor) -> list[str]:
-        """The problem with users (``seen``: not all zero) whose column energy ``‖h_i‖²`` is below the
-        smallest normal number of its dtype, or none. Such a column is zero to every computation in
-        that dtype (its Gram entries underflow); one just above it is weak, not invisible, and the
-        detectors give that user a near-uniform posterior."""
-        h, (_, user) = self[CHANNEL].h, self[CHANNEL].edge_index
-        energy = torch.zeros(self[USER].num_nodes, dtype=h.real.dtype, device=h.device)
-        energy.index_add_(0, user, h.abs().square())
-        tiny = torch.finfo(energy.dtype).tiny
         weak = seen & (energy < tiny)
-        if not weak.any():
-            return []
-        return [f"users whose channel column energy ‖h_i‖² underflows {_dtype_name(h.dtype)} (below its "
+        if weak.any():
+            # such a column is zero to every computation in its dtype (its Gram entries underflow);
+            # one just above it is weak, not invisible, and the detectors give that user a
+            # near-uniform posterior
+            problems.append(
+                f"users whose channel column energy ‖h_i‖² underflows {_dtype_name(h.dtype)} (below its "
                 f"smallest normal number {tiny:.3g}, e.g. {energy[weak][0].item():.3g}; instances "
-                f"{self.user_batch[weak].unique()[:5].tolist()}): scale y, H and noise_var up, or use complex128"]
+                f"{self.user_batch[weak].unique()[:5].tolist()}): scale y, H and noise_var up, or use complex128")
+        return problems
 
     # ------------------------------------------------------------- PyG batch
     def get_node_store(self, key: str) -> NodeStorage:
@@ -406,7 +424,11 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
 
     # ------------------------------------------------------------ dense views
     def dense(self) -> DenseView:
-        """The zero-padded view; see :class:`DenseView`."""
+        """The zero-padded view; see :class:`DenseView`. Memoised (:meth:`memoised`): a batch built by
+        :meth:`from_dense` starts with it, others build it once."""
+        return self.memoised("dense", self._build_dense)
+
+    def _build_dense(self) -> DenseView:
         batch, nt_max, nr_max = self.num_instances, int(self.num_users.max()), int(self.num_antennas.max())
         antenna, user = self[CHANNEL].edge_index
         h = self[CHANNEL].h
@@ -513,18 +535,24 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
         return self
 
     # ------------------------------------------------------------------ memo
-    def memoised(self, slot: Hashable, build: Callable[[], Value]) -> Value:
+    def memoised(self, slot: Hashable, build: Callable[[], Value], autograd: bool = True) -> Value:
         """``build()``, computed once per batch and ``slot``.
 
         The blocks of an iterative detector derive the same quantities from
         the batch every iteration (the real system, the real-component MRF);
         the result is kept on the batch object, keyed by the identity and
-        in-place version counters of ``h``, ``y`` and ``noise_var`` and by
-        whether autograd is on, so replacing or editing them in place
-        rebuilds it.
+        in-place version counters of ``h``, ``y`` and ``noise_var``, so
+        replacing or editing them in place rebuilds it. A value derived from
+        tensors is also keyed by the autograd mode (``autograd``): by inference
+        mode (its tensors cannot enter autograd outside it) and, when the data
+        require gradients, by whether gradients are on (a value built without
+        them has no history). Pass ``autograd=False`` for plain Python values.
         """
         h, y, noise_var = self[CHANNEL].h, self[ANTENNA].received, self.noise_var
-        key = (h, _version(h), y, _version(y), noise_var, _version(noise_var), torch.is_grad_enabled())
+        key = (h, _version(h), y, _version(y), noise_var, _version(noise_var))
+        if autograd:
+            wants_grad = h.requires_grad or y.requires_grad or noise_var.requires_grad
+            key += (torch.is_inference_mode_enabled(), torch.is_grad_enabled() and wants_grad)
         memo = self.__dict__.setdefault("_memo", {})
         cached = memo.get(slot)
         if cached is not None and all(a is b if isinstance(a, Tensor) else a == b for a, b in zip(cached[0], key)):
@@ -615,6 +643,17 @@ def _gather(value: Tensor, index: Tensor) -> Tensor:
     """``value[index]`` with zero rows where ``index`` is ``-1``."""
     rows = value[index.clamp(min=0)]
     return rows.masked_fill(~(index >= 0).view(-1, *[1] * (rows.dim() - 1)), 0)
+
+
+def _full_block_edges(batch: int, nr: int, nt: int, device) -> Tensor:
+    """``[2, B·Nr·Nt]`` bipartite edges of ``B`` full ``Nr × Nt`` instances in row-major order
+    (instance, antenna, user): edge ``(b, a, i)`` joins antenna ``b·Nr + a`` to user ``b·Nt + i``."""
+    b = torch.arange(batch, device=device)[:, None, None]
+    a = torch.arange(nr, device=device)[None, :, None]
+    i = torch.arange(nt, device=device)[None, None, :]
+    antenna, user = b * nr + a, b * nt + i
+    shape = (batch, nr, nt)
+    return torch.stack([antenna.expand(shape).reshape(-1), user.expand(shape).reshape(-1)])
 
 
 def _too_small_noise_var(noise_var: Tensor) -> list[str]:

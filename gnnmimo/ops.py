@@ -15,6 +15,7 @@ from torch import Tensor
 from torch_geometric.utils import scatter
 
 from gnnmimo.graph import ANTENNA, CHANNEL, USER, MIMOGraph
+from gnnmimo.linalg import adjoint_times, squared_magnitude
 
 
 def residual(graph: MIMOGraph, x: Tensor) -> Tensor:
@@ -35,7 +36,7 @@ def matched_filter(graph: MIMOGraph, r: Tensor) -> Tensor:
 def column_energy(graph: MIMOGraph) -> Tensor:
     """``‖h_i‖² = Σ_a |H_ai|²`` per user, ``[N_u]`` (real)."""
     _, user = graph[CHANNEL].edge_index
-    return scatter(graph[CHANNEL].h.abs().square(), user, dim=0,
+    return scatter(squared_magnitude(graph[CHANNEL].h), user, dim=0,
                    dim_size=graph[USER].num_nodes, reduce="sum")
 
 
@@ -75,8 +76,8 @@ def dense_residual(H: Tensor, y: Tensor, x: Tensor) -> Tensor:
 
 
 def dense_matched_filter(H: Tensor, r: Tensor) -> Tensor:
-    """``Hᴴ r`` with ``H [B, Nr, Nt]``, ``r [B, Nr]`` → ``[B, Nt]``."""
-    return (H.mH @ r[..., None])[..., 0]
+    """``Hᴴ r`` with ``H [B, Nr, Nt]``, ``r [B, Nr]`` → ``[B, Nt]`` (:func:`~gnnmimo.linalg.adjoint_times`)."""
+    return adjoint_times(H, r)
 
 
 def dense_gram(H: Tensor) -> Tensor:

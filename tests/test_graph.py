@@ -248,5 +248,28 @@ def test_memoised_values_are_rebuilt_when_the_batch_data_change():
     assert graph.memoised("slot", build) == 3
     graph[CHANNEL].h = graph[CHANNEL].h.clone()                 # replaced
     assert graph.memoised("slot", build) == 4
-    with torch.no_grad():                                       # another autograd mode
+    with torch.no_grad():                     # data without gradients: the same value either way
+        assert graph.memoised("slot", build) == 4
+    with torch.inference_mode():                                # inference tensors are another kind
         assert graph.memoised("slot", build) == 5
+    assert graph.memoised("plain", build, autograd=False) == 6
+    with torch.inference_mode():
+        assert graph.memoised("plain", build, autograd=False) == 6
+    graph[CHANNEL].h = graph[CHANNEL].h.clone().requires_grad_()
+    assert graph.memoised("slot", build) == 7
+    with torch.no_grad():                      # data with gradients: a value without history differs
+        assert graph.memoised("slot", build) == 8
+
+
+def test_the_dense_view_of_a_batch_built_from_dense_tensors_is_its_own_copy():
+    H = torch.randn(3, 4, 2, dtype=torch.complex64)
+    y = torch.randn(3, 4, dtype=torch.complex64)
+    for users in (None, torch.tensor([2, 1, 2])):
+        graph = MIMOGraph.from_dense(y, H, 0.1, num_users=users)
+        expected = graph._build_dense()
+        H.mul_(2), y.mul_(2)                                    # the caller's tensors change
+        view = graph.dense()
+        torch.testing.assert_close(view.H, expected.H, rtol=0, atol=0)
+        torch.testing.assert_close(view.y, expected.y, rtol=0, atol=0)
+        assert torch.equal(view.user_mask, expected.user_mask)
+        assert torch.equal(view.antenna_mask, expected.antenna_mask)

@@ -48,7 +48,7 @@ from torch import Tensor
 from gnnmimo.blocks.base import Block, State
 from gnnmimo.blocks.denoiser import ES, default_eps
 from gnnmimo.blocks.real import real_system, users_from_real, users_to_real
-from gnnmimo.linalg import spd_inverse_diagonal_and_solve
+from gnnmimo.linalg import inverse_diagonal_and_solve
 from gnnmimo.graph import USER, MIMOGraph
 
 
@@ -128,9 +128,8 @@ class EPCavity(Block):
         lam_dense = users_to_real(graph, lam, fill_value=1.0 / ES)                  # [B, n_max]
         gam_dense = users_to_real(graph, gam)
         # σr² Σ⁻¹ = HᵀH + σr² diag λ: no 1/σr², which overflows for a σ² near the smallest normal number
-        scaled_precision = system.gram + torch.diag_embed(noise_var * lam_dense)
-        scaled_sigma, mu = spd_inverse_diagonal_and_solve(scaled_precision,
-                                                          system.matched_filter + noise_var * gam_dense)
+        scaled_sigma, mu = inverse_diagonal_and_solve(system.gram, system.matched_filter + noise_var * gam_dense,
+                                                      noise_var * lam_dense, fallback=True)
         sigma, mu = users_from_real(graph, noise_var * scaled_sigma), users_from_real(graph, mu)   # Σ_ii, μ_i
         t, h2 = ep_cavity(sigma, mu, lam, gam, eps)
         return {"obs_mean": t, "obs_var": h2, "ep_lambda": lam, "ep_gamma": gam}
