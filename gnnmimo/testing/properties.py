@@ -1,9 +1,10 @@
 """Properties every MIMO detector should have, as assertions.
 
-Each helper runs a :class:`~gnnmimo.detector.Detector` (in eval mode; its
-training flag is restored afterwards) and raises ``AssertionError`` with a
-diagnosis — which users of which instances (with their ``Nt``, ``Nr`` and
-SNR) disagree, and by how much — when the property fails:
+Each helper runs a :class:`~gnnmimo.detector.Detector` (in eval mode,
+without gradients; its training flag is restored afterwards) and raises
+``AssertionError`` with a diagnosis — which users of which instances (with
+their ``Nt``, ``Nr`` and SNR) disagree, and by how much — when the property
+fails:
 
 * :func:`assert_permutation_equivariant`: relabelling the users (and, on
   request, the antennas) of an instance relabels the outputs the same way;
