@@ -25,9 +25,9 @@ def randomised_parameters(detector: Detector, scale: float = SCALE, seed: int = 
 
     Each parameter tensor ``p`` becomes ``p + scale · ε · (|p| + rms(p))`` with ``ε ~ N(0, 1)``
     elementwise and ``rms(p)`` the root mean square of the tensor, or 1 for an all-zero
-    tensor. The perturbation is relative, so a positive step size or a damping factor
-    stays near its value (it changes sign only when ``ε < −1/(2·scale)``: one draw in 10⁶ at
-    the default scale), while zero-initialised heads get entries of size ``scale`` and
+    tensor. The perturbation is relative, so a scalar parameter (a step size, a damping
+    factor) stays near its value — it changes sign only when ``ε < −1/(2·scale)``, 3 draws in
+    10⁷ at the default scale — while zero-initialised heads get entries of size ``scale`` and
     start to act. The copy has the same training mode; ``detector`` is not changed.
 
     Args:
@@ -43,10 +43,9 @@ def randomised_parameters(detector: Detector, scale: float = SCALE, seed: int = 
     randomised = copy.deepcopy(detector)
     generator = torch.Generator().manual_seed(seed)
     for parameter in randomised.parameters():
-        rms = parameter.detach().abs().square().mean().sqrt() if parameter.numel() else 0.0
-        rms = torch.where(torch.as_tensor(rms) > 0, rms, 1.0)
-        noise = torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype)
-        parameter.add_(scale * noise.to(parameter.device) * (parameter.abs() + rms))
+        rms = float(parameter.detach().abs().square().mean().sqrt()) if parameter.numel() else 0.0
+        noise = torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype).to(parameter.device)
+        parameter.add_(scale * noise * (parameter.abs() + (rms if rms > 0 else 1.0)))
     return randomised
 
 
