@@ -387,7 +387,7 @@ def test_the_variant_that_fails_is_named():
 
 def test_randomised_parameters():
     detector = ZeroHeadLeak(16)
-    hidden = detector.hidden.weight.clone()
+    hidden = detector.hidden.weight.detach().clone()
     randomised = randomised_parameters(detector, scale=0.1, seed=3)
     assert randomised is not detector and torch.equal(detector.hidden.weight, hidden)
     for before, after in zip(detector.parameters(), randomised.parameters()):
