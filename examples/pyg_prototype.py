@@ -13,7 +13,8 @@ The model is a small *homogeneous* GNN (two ``GATv2Conv``, ``TransformerConv`` o
 detector so that the library's trainer, evaluator and property checks take it. Message
 passing with sum/attention aggregation treats users (and antennas) alike, so the model is
 permutation equivariant and batch independent by construction; the checks confirm it, on
-the model as initialised and with randomised parameters.
+the model as initialised and with randomised parameters. After its short training the
+prototype still trails LMMSE by far: it is a starting point for a PyG model, not a detector.
 
 Run: ``python examples/pyg_prototype.py`` (``--quick``: a few training steps, for CI).
 """
