@@ -16,7 +16,7 @@ from gnnmimo.train import TrainConfig, Trainer
 from helpers import sample_batch
 
 ROOT = Path(__file__).resolve().parent.parent
-DETECTORS = ["mf", "mmse", "ep", "amp", "vblast"]
+DETECTORS = ["mf", "mmse", "ep", "amp", "vblast", "gnn", "epgnn"]  # classical and (untrained) learned
 
 
 def prototype_module():
