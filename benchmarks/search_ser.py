@@ -47,7 +47,7 @@ def main() -> None:
             if name not in zoo.list():
                 continue
             part = graph if name != "sdr" else graph.select(torch.arange(min(args.sdr, size)))
-            label = part["user"].label
+            label = part["user"].y
             detector = zoo.create(name, 16, **options)
             start = time.perf_counter()
             if name == "ml":  # the sphere decoder itself, to report its visited nodes too

@@ -31,9 +31,9 @@ def per_instance_graphs(graph) -> list[HeteroData]:
     for b in range(graph.num_instances):
         nr, nt = int(graph.num_antennas[b]), int(graph.num_users[b])
         data = HeteroData()
-        data[USER].label = labels[b, :nt]
+        data[USER].y = labels[b, :nt]
         data[USER].num_nodes = nt
-        data[ANTENNA].y = view.y[b, :nr]
+        data[ANTENNA].received = view.y[b, :nr]
         data[ANTENNA].num_nodes = nr
         a, i = torch.meshgrid(torch.arange(nr), torch.arange(nt), indexing="ij")
         data[CHANNEL].edge_index = torch.stack([a.flatten(), i.flatten()])

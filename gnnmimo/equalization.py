@@ -34,7 +34,7 @@ from gnnmimo.linalg import factor_diagonal_and_solve, hermitian_inverse, in_chun
 def mf_equalize(graph: MIMOGraph) -> tuple[Tensor, Tensor]:
     """Matched filter ``(z, ν)`` (module doc), in the batch's precision."""
     energy = ops.column_energy(graph)
-    z = ops.matched_filter(graph, graph[ANTENNA].y) / energy
+    z = ops.matched_filter(graph, graph[ANTENNA].received) / energy
     (_, target), gram = graph.user_edges()
     interference = scatter(squared_magnitude(gram), target, dim=0, dim_size=energy.numel(), reduce="sum")
     nu = (interference + graph.user_noise_var * energy) / energy.square()

@@ -310,7 +310,7 @@ class _Counter:
         detection = detector.detect(graph)
         hard = detection.hard
         self.seconds += time.perf_counter() - start
-        label = graph["user"].label
+        label = graph["user"].y
         errors = torch.stack([(hard != label).long(),  # [2, N_u]: symbol, bit errors per user
                               (detector.qam.bits_of(hard) != detector.qam.bits_of(label)).sum(-1)])
         per_instance = errors.new_zeros(2, graph.num_instances).index_add_(1, graph.user_batch, errors)

@@ -2,9 +2,10 @@
 
 One instance ``y = H x + n`` (``H ∈ C^{Nr×Nt}``) is one graph with
 
-* ``Nt`` **user** nodes (store ``"user"``; ``label``: the transmitted symbol
-  index, when known),
-* ``Nr`` **antenna** nodes (store ``"antenna"``; ``y``: the received sample),
+* ``Nt`` **user** nodes (store ``"user"``; ``y``: the transmitted symbol
+  index, when known — the target, as ``y`` is in PyG),
+* ``Nr`` **antenna** nodes (store ``"antenna"``; ``received``: the received
+  sample ``y_a`` of the equation),
 * **bipartite** edges ``antenna a → user i`` (type :data:`CHANNEL`) carrying
   ``h = H_ai`` (the channel the detector sees, ``Ĥ`` under imperfect CSI),
 * on demand, **complete user-graph** edges ``j → i`` for ``i ≠ j`` (type
@@ -12,11 +13,23 @@ One instance ``y = H x + n`` (``H ∈ C^{Nr×Nt}``) is one graph with
   touching the batch by :meth:`MIMOGraph.user_edges` (what blocks use), or
   stored on it by :meth:`MIMOGraph.add_user_edges` (for users' own code),
 * graph-level ``noise_var`` (σ², complex, per antenna), ``snr_db``,
-  ``num_users`` and ``num_antennas``, each ``[B]``.
+  ``num_users``, ``num_antennas`` and ``qam`` (the constellation order), each
+  ``[B]``: one entry per instance, so that batches concatenate.
 
 A batch of ``B`` instances is one :class:`MIMOGraph` with disjoint node sets,
 exactly as PyG batches graphs (``batch`` and ``ptr`` vectors per node type).
-Instances may differ in ``Nt`` and ``Nr``. Bipartite edges are stored in
+Instances may differ in ``Nt`` and ``Nr``.
+
+A ``MIMOGraph`` *is* a PyG :class:`~torch_geometric.data.Batch` whose graphs
+are its instances: ``num_graphs`` (= ``batch_size``) is ``B``,
+``get_example(b)`` / ``graph[b]`` is instance ``b`` as a one-instance batch,
+``to_data_list()`` lists them, and ``Batch.from_data_list`` or
+``torch_geometric.loader.DataLoader`` over any mix of one- and many-instance
+``MIMOGraph`` objects gives the ``MIMOGraph`` of all their instances, equal to the
+one :meth:`MIMOGraph.from_dense` builds from them (instance-level ``batch``
+vectors are offset by the instances before them, ``ptr`` is derived from the
+counts). Real-valued features for stock PyG layers (``x``, ``edge_attr``, a
+reverse relation) are added on request by :meth:`MIMOGraph.add_features`. Bipartite edges are stored in
 ``(instance, antenna, user)`` row-major order, so instance ``b``'s edge
 ``(a, i)`` sits at ``edge_ptr[b] + a·Nt_b + i``.
 
@@ -27,12 +40,16 @@ columns and padded antennas zero rows.
 """
 from __future__ import annotations
 
+import warnings
+from abc import ABCMeta
 from dataclasses import dataclass
 from typing import Callable, Hashable, TypeVar
 
 import torch
 from torch import Tensor
-from torch_geometric.data import HeteroData
+from torch_geometric.data import Batch, HeteroData
+from torch_geometric.data.batch import DynamicInheritance
+from torch_geometric.data.storage import NodeStorage
 from torch_geometric.utils import cumsum, to_dense_batch
 
 from gnnmimo.channels import block_mask
@@ -43,6 +60,21 @@ Value = TypeVar("Value")
 USER, ANTENNA = "user", "antenna"
 CHANNEL = (ANTENNA, "channel", USER)
 INTERFERENCE = (USER, "interferes", USER)
+#: the channel relation read the other way, user → antenna (PyG's ``ToUndirected`` naming)
+REVERSE_CHANNEL = (USER, "rev_channel", ANTENNA)
+#: the real-valued features of :meth:`MIMOGraph.add_features`, column by column
+FEATURES = {
+    USER: ("Re hᵢᴴy", "Im hᵢᴴy", "‖hᵢ‖²", "σ²"),
+    ANTENNA: ("Re yₐ", "Im yₐ", "σ²"),
+    CHANNEL: ("Re Hₐᵢ", "Im Hₐᵢ"),
+    INTERFERENCE: ("Re hᵢᴴhⱼ", "Im hᵢᴴhⱼ"),
+    REVERSE_CHANNEL: ("Re Hₐᵢ", "Im Hₐᵢ"),
+}
+#: the graph-level attribute holding each node type's per-instance counts
+COUNTS = {USER: "num_users", ANTENNA: "num_antennas"}
+#: attributes renamed in 0.2 so that ``y`` means the target, as in PyG: (store, old name) → new name.
+#: The old names keep working, with a DeprecationWarning, until 0.3.
+RENAMED = {(ANTENNA, "y"): "received", (USER, "label"): "y"}
 
 
 @dataclass
@@ -79,12 +111,55 @@ class DenseView:
         return torch.cat([top, bottom], dim=-2), torch.cat([self.y.real, self.y.imag], dim=-1)
 
 
-class MIMOGraph(HeteroData):
+class MIMONodeStorage(NodeStorage):
+    """The user and antenna stores of a :class:`MIMOGraph`.
+
+    ``ptr`` (``[B + 1]``, where each instance's nodes start) is derived from the
+    batch's counts rather than stored, so that it is right after PyG's
+    collation too (which concatenates stored attributes and skips ``ptr``).
+    The names of :data:`RENAMED` still read and write their new attributes,
+    with a ``DeprecationWarning``.
+    """
+
+    @property
+    def ptr(self) -> Tensor:
+        return cumsum(getattr(self._parent(), COUNTS[self._key]))
+
+    def _renamed(self, key: str) -> str:
+        new = None if key.startswith("_") else RENAMED.get((self.__dict__.get("_key"), key))
+        if new is None:
+            return key
+        warnings.warn(f"graph[{self._key!r}].{key} is deprecated and will be removed in gnnmimo 0.3; "
+                      f"use graph[{self._key!r}].{new}", DeprecationWarning, stacklevel=3)
+        return new
+
+    def __getattr__(self, key: str):
+        return super().__getattr__(self._renamed(key))
+
+    def __setattr__(self, key: str, value) -> None:
+        super().__setattr__(self._renamed(key), value)
+
+
+class _BatchMeta(DynamicInheritance, ABCMeta):
+    """Metaclass of :class:`MIMOGraph`: PyG's :class:`~torch_geometric.data.Batch` (whose
+    metaclass builds a ``Batch`` subclass of whatever is collated, and which collates a
+    ``Batch`` subclass into itself) and ``HeteroData``'s ``ABCMeta``. A ``MIMOGraph`` is built
+    directly: there is no other class to inherit from dynamically."""
+
+    def __call__(cls, *args, **kwargs):
+        return type.__call__(cls, *args, **kwargs)
+
+
+class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
     """A batch of MIMO instances as one heterogeneous PyG graph (see module doc).
 
     Build it with :meth:`from_dense` (your own tensors), :meth:`from_sionna`
     (Sionna's layout) or :class:`gnnmimo.sampling.MIMOSampler`.
     """
+
+    # PyG's Batch pickles itself as "the Batch subclass of my base class"; a MIMOGraph is a
+    # plain class and pickles as HeteroData does.
+    __reduce__ = object.__reduce__
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -147,15 +222,13 @@ class MIMOGraph(HeteroData):
 
         data = cls()
         data[USER].batch = user_mask.nonzero()[:, 0]
-        data[USER].ptr = user_ptr
         data[USER].num_nodes = int(user_ptr[-1])
         if label is not None:
             if label.shape != (batch, nt):
                 raise ValueError(f"label must be [B, Nt] = {(batch, nt)}, got {tuple(label.shape)}")
-            data[USER].label = _checked_labels(label[user_mask], qam)
-        data[ANTENNA].y = y[antenna_mask] if padded else y.reshape(-1)
+            data[USER].y = _checked_labels(label[user_mask], qam)
+        data[ANTENNA].received = y[antenna_mask] if padded else y.reshape(-1)
         data[ANTENNA].batch = antenna_mask.nonzero()[:, 0]
-        data[ANTENNA].ptr = antenna_ptr
         data[ANTENNA].num_nodes = int(antenna_ptr[-1])
         data[CHANNEL].edge_index = edge_index
         data[CHANNEL].h = h
@@ -164,7 +237,8 @@ class MIMOGraph(HeteroData):
         data.num_antennas = num_antennas
         if snr_db is not None:
             data.snr_db = snr_db
-        data.qam = qam
+        if qam is not None:
+            data["qam"] = torch.full((batch,), qam, dtype=torch.long, device=device)
         nr_max, nt_max = int(num_antennas.max()), int(num_users.max())
         data.memoised("dense", lambda: DenseView(y[:, :nr_max], H[:, :nr_max, :nt_max], noise_var,
                                                  user_mask[:, :nt_max], antenna_mask[:, :nr_max]))
@@ -242,7 +316,7 @@ class MIMOGraph(HeteroData):
             problems += _too_small_noise_var(self.noise_var)
         h, (_, user) = self[CHANNEL].h, self[CHANNEL].edge_index
         for name, value, node_batch in (("H", h, lambda: self.user_batch[user]),
-                                        ("y", self[ANTENNA].y, lambda: self.antenna_batch)):
+                                        ("y", self[ANTENNA].received, lambda: self.antenna_batch)):
             if bool(torch.isfinite(torch.view_as_real(value).sum())):
                 continue  # a finite sum has finite terms (one pass, 20× faster than isfinite)
             finite = torch.isfinite(torch.view_as_real(value)).all(-1)
@@ -269,10 +343,60 @@ class MIMOGraph(HeteroData):
                 f"{self.user_batch[weak].unique()[:5].tolist()}): scale y, H and noise_var up, or use complex128")
         return problems
 
+    # ------------------------------------------------------------- PyG batch
+    def get_node_store(self, key: str) -> NodeStorage:
+        if key in COUNTS and key not in self._node_store_dict:
+            self._node_store_dict[key] = MIMONodeStorage(_parent=self, _key=key)
+        return super().get_node_store(key)
+
+    def __inc__(self, key: str, value, store=None, *args, **kwargs):
+        """Collation offsets: a node store's ``batch`` (instance of each node) by this batch's
+        ``B`` instances, the rest as in PyG (edge indices by the node counts)."""
+        if key == "batch" and isinstance(store, NodeStorage):
+            return self.num_instances
+        return super().__inc__(key, value, store, *args, **kwargs)
+
+    def collect(self, key: str, allow_empty: bool = False) -> dict:
+        """``{type: value}`` over the node and edge stores holding ``key`` (what ``x_dict``,
+        ``y_dict``, … give), as in ``HeteroData`` but without the deprecated names of
+        :data:`RENAMED`: ``y_dict`` holds the targets only."""
+        mapping = {store._key: store[key] for store in [*self.node_stores, *self.edge_stores] if key in store}
+        if not mapping and not allow_empty:
+            raise KeyError(f"no node or edge type of the batch has {key!r}"
+                           + (" (add them with graph.add_features())" if key in ("x", "edge_attr") else ""))
+        return mapping
+
+    @property
+    def num_graphs(self) -> int:
+        """The number of instances ``B`` (each instance is one graph)."""
+        return self.num_instances
+
+    def get_example(self, idx: int) -> "MIMOGraph":
+        """Instance ``idx`` (negative counts from the end) as a one-instance batch."""
+        if not -self.num_instances <= idx < self.num_instances:
+            raise IndexError(f"instance {idx} out of range for a batch of {self.num_instances}")
+        return self.select(torch.tensor([idx % self.num_instances], device=self.num_users.device))
+
     # ------------------------------------------------------------- properties
     @property
     def num_instances(self) -> int:
         return self.num_users.numel()
+
+    @property
+    def qam(self) -> int | None:
+        """The constellation order of the batch's symbols, or ``None`` if unknown.
+
+        Stored per instance (``graph["qam"]``, ``[B]``) so that batches collate; a batch
+        mixing constellations has no single order and raises ``ValueError``.
+        """
+        order = self._global_store.get("qam")
+        if not isinstance(order, Tensor):
+            return order
+        low, high = torch.stack(order.aminmax()).tolist()  # one device sync
+        if low != high:
+            raise ValueError(f"the batch mixes constellations ({order.unique().tolist()}-QAM); "
+                             f"a detector needs one")
+        return low
 
     @property
     def user_batch(self) -> Tensor:
@@ -313,7 +437,7 @@ class MIMOGraph(HeteroData):
         h = self[CHANNEL].h
         H = h.new_zeros(batch, nr_max, nt_max)
         H[self.user_batch[user], self.antenna_index[antenna], self.user_index[user]] = h
-        y, antenna_mask = to_dense_batch(self[ANTENNA].y, self.antenna_batch, batch_size=batch,
+        y, antenna_mask = to_dense_batch(self[ANTENNA].received, self.antenna_batch, batch_size=batch,
                                          max_num_nodes=nr_max)
         return DenseView(y, H, self.noise_var, self.user_mask(), antenna_mask)
 
@@ -332,7 +456,7 @@ class MIMOGraph(HeteroData):
 
     def dense_labels(self, fill_value: int = -1) -> Tensor:
         """``[B, Nt_max]`` transmitted symbol indices, ``fill_value`` on padding."""
-        return self.users_to_dense(self[USER].label, fill_value)
+        return self.users_to_dense(self[USER].y, fill_value)
 
     # ---------------------------------------------------------- user graph
     def user_edges(self) -> tuple[Tensor, Tensor]:
@@ -376,6 +500,43 @@ class MIMOGraph(HeteroData):
             self[INTERFERENCE].edge_index, self[INTERFERENCE].gram = self.user_edges()
         return self
 
+    # ------------------------------------------------------------ PyG features
+    def add_features(self, reverse: bool = False) -> "MIMOGraph":
+        """Store real-valued features that stock PyG layers take as they are; in place, returns
+        the batch.
+
+        Adds (columns named in :data:`FEATURES`, in the real dtype of ``h``):
+
+        * ``graph[USER].x`` ``[N_u, 4]``: ``Re, Im hᵢᴴy``, ``‖hᵢ‖²`` and ``σ²``;
+        * ``graph[ANTENNA].x`` ``[N_a, 3]``: ``Re, Im yₐ`` and ``σ²``;
+        * ``graph[CHANNEL].edge_attr`` ``[E, 2]``: ``Re, Im Hₐᵢ``;
+        * the user graph (:meth:`add_user_edges`) with ``edge_attr`` ``[E_u, 2]``:
+          ``Re, Im hᵢᴴhⱼ`` on edge ``j → i``;
+        * with ``reverse``, the relation :data:`REVERSE_CHANNEL` (user ``i`` → antenna ``a``)
+          with the same ``edge_attr`` as its channel edge.
+
+        ``Hᴴy`` (user ``x``) and ``HᴴH`` (user ``x`` and the user-graph ``edge_attr``) are a
+        sufficient statistic for the symbols given σ², so a model on the user graph alone
+        loses nothing; the antenna side serves bipartite (AMP-like) models. The features are
+        copies: computed from ``h``, ``received`` and σ² now, and not updated if those change.
+        ``x_dict``, ``edge_index_dict`` and ``edge_attr_dict`` then feed ``to_hetero`` models.
+        """
+        from gnnmimo import ops  # ops builds on this module
+
+        received, h = self[ANTENNA].received, self[CHANNEL].h
+        matched = ops.matched_filter(self, received)
+        self[USER].x = torch.cat([torch.view_as_real(matched), ops.column_energy(self)[:, None],
+                                  self.user_noise_var[:, None]], dim=1)
+        self[ANTENNA].x = torch.cat([torch.view_as_real(received),
+                                     self.noise_var[self.antenna_batch][:, None]], dim=1)
+        self[CHANNEL].edge_attr = torch.view_as_real(h).clone()
+        self.add_user_edges()
+        self[INTERFERENCE].edge_attr = torch.view_as_real(self[INTERFERENCE].gram).clone()
+        if reverse:
+            self[REVERSE_CHANNEL].edge_index = self[CHANNEL].edge_index.flip(0)
+            self[REVERSE_CHANNEL].edge_attr = self[CHANNEL].edge_attr
+        return self
+
     # ------------------------------------------------------------------ memo
     def memoised(self, slot: Hashable, build: Callable[[], Value], autograd: bool = True) -> Value:
         """``build()``, computed once per batch and ``slot``.
@@ -390,7 +551,7 @@ class MIMOGraph(HeteroData):
         require gradients, by whether gradients are on (a value built without
         them has no history). Pass ``autograd=False`` for plain Python values.
         """
-        h, y, noise_var = self[CHANNEL].h, self[ANTENNA].y, self.noise_var
+        h, y, noise_var = self[CHANNEL].h, self[ANTENNA].received, self.noise_var
         key = (h, _version(h), y, _version(y), noise_var, _version(noise_var))
         if autograd:
             wants_grad = h.requires_grad or y.requires_grad or noise_var.requires_grad
@@ -405,13 +566,86 @@ class MIMOGraph(HeteroData):
 
     # ------------------------------------------------------------- selection
     def select(self, instances: Tensor) -> "MIMOGraph":
-        """A new batch made of the given instances (``[K]`` long), in that order."""
+        """A new batch made of the given instances (``[K]`` long, repeats allowed), in that order,
+        with every attribute (:meth:`carry_attributes`)."""
         view = self.dense()
-        label = self.dense_labels(0)[instances] if "label" in self[USER] else None
+        label = self.dense_labels(0)[instances] if "y" in self[USER] else None
         snr_db = self.snr_db[instances] if "snr_db" in self else None
-        return MIMOGraph.from_dense(view.y[instances], view.H[instances], self.noise_var[instances],
-                                    self.num_users[instances], self.num_antennas[instances],
-                                    label=label, snr_db=snr_db, qam=getattr(self, "qam", None))
+        chosen = MIMOGraph.from_dense(view.y[instances], view.H[instances], self.noise_var[instances],
+                                      self.num_users[instances], self.num_antennas[instances],
+                                      label=label, snr_db=snr_db, qam=self.qam)
+        return chosen.carry_attributes(self, instances, self[USER].ptr[instances][chosen.user_batch]
+                                       + chosen.user_index, self[ANTENNA].ptr[instances][chosen.antenna_batch]
+                                       + chosen.antenna_index)
+
+    def carry_attributes(self, source: "MIMOGraph", instances: Tensor, users: Tensor,
+                         antennas: Tensor) -> "MIMOGraph":
+        """Copy onto this batch, built from parts of ``source``, the attributes of ``source`` it
+        lacks (features, attributes a user attached); in place, returns the batch.
+
+        Args:
+            source: the batch this one was built from.
+            instances: ``[B]`` the instance of ``source`` each instance comes from.
+            users, antennas: ``[N_u]``, ``[N_a]`` the node of ``source`` each node comes from,
+                ``-1`` for none.
+
+        Graph-level tensors with one row per instance of ``source`` are gathered by
+        ``instances``, node-level ones by node, and :data:`CHANNEL` edge-level ones by the edge
+        of ``source`` between the same antenna and user (the row-major layout); rows without a
+        source (``-1``, or an antenna and a user from different source instances, as between
+        the blocks of merged instances) are zero. Other values are copied. The user graph
+        (:data:`INTERFERENCE`) and the reverse relation are derived again
+        (:meth:`add_user_edges`, :meth:`add_features`).
+
+        Raises:
+            ValueError: if ``source`` has an edge type this method cannot derive.
+        """
+        unknown = set(source.edge_types) - {CHANNEL, INTERFERENCE, REVERSE_CHANNEL}
+        if unknown:
+            raise ValueError(f"cannot carry the edge types {sorted(unknown)} to a rebuilt batch; "
+                             f"attach them again after rebuilding")
+        for key, value in source._global_store.items():
+            if key not in self._global_store:
+                rows = isinstance(value, Tensor) and value.dim() and value.shape[0] == source.num_instances
+                self[key] = value[instances] if rows else value
+        for node_type, index in ((USER, users), (ANTENNA, antennas)):
+            for key, value in source[node_type].items():
+                if key not in self[node_type]:
+                    rows = isinstance(value, Tensor) and value.dim() and value.shape[0] == source[node_type].num_nodes
+                    self[node_type][key] = _gather(value, index) if rows else value
+        channel = source[CHANNEL]
+        extra = [key for key in channel.keys() if key not in self[CHANNEL]]
+        if extra:
+            edge = self._source_edges(source, users, antennas)
+            for key in extra:
+                value = channel[key]
+                rows = isinstance(value, Tensor) and value.dim() and value.shape[0] == channel.num_edges
+                self[CHANNEL][key] = _gather(value, edge) if rows else value
+        if INTERFERENCE in source.edge_types:
+            self.add_user_edges()
+        if INTERFERENCE in source.edge_types and "edge_attr" in source[INTERFERENCE] \
+                or REVERSE_CHANNEL in source.edge_types:
+            self.add_features(reverse=REVERSE_CHANNEL in source.edge_types)
+        return self
+
+    def _source_edges(self, source: "MIMOGraph", users: Tensor, antennas: Tensor) -> Tensor:
+        """``[E]`` the :data:`CHANNEL` edge of ``source`` joining the source nodes of each edge's
+        ends, ``-1`` where there is none (see :meth:`carry_attributes`)."""
+        antenna, user = self[CHANNEL].edge_index
+        a, i = antennas[antenna], users[user]
+        known = (a >= 0) & (i >= 0)
+        a, i = a.clamp(min=0), i.clamp(min=0)
+        b = source.user_batch[i]
+        known &= source.antenna_batch[a] == b
+        edge_ptr = cumsum(source.num_users * source.num_antennas)
+        edge = edge_ptr[b] + source.antenna_index[a] * source.num_users[b] + source.user_index[i]
+        return torch.where(known, edge, -1)
+
+
+def _gather(value: Tensor, index: Tensor) -> Tensor:
+    """``value[index]`` with zero rows where ``index`` is ``-1``."""
+    rows = value[index.clamp(min=0)]
+    return rows.masked_fill(~(index >= 0).view(-1, *[1] * (rows.dim() - 1)), 0)
 
 
 def _column_energy(H: Tensor) -> Tensor:

@@ -52,7 +52,7 @@ def detection_loss(logits: Tensor, graph: MIMOGraph, weights: str = "uniform",
     if ce_weight < 0 or (ce_weight and loss != "soft-ser"):
         raise ValueError(f"ce_weight adds to the soft-ser loss and must be >= 0, got {ce_weight} with {loss!r}")
     num_iterations, num_users, order = logits.shape
-    label = graph[USER].label.repeat(num_iterations)
+    label = graph[USER].y.repeat(num_iterations)
     log_p_true = -F.cross_entropy(logits.reshape(-1, order), label, reduction="none")
     per_symbol = -log_p_true if loss == "cross-entropy" else 1 - log_p_true.exp() - ce_weight * log_p_true
     per_user = per_symbol.view(num_iterations, num_users) / graph.num_users[graph.user_batch]
@@ -68,7 +68,7 @@ def symbol_mse_loss(means: Tensor, graph: MIMOGraph, qam: QAM, weights: Tensor |
         \mathcal L = \frac{1}{B}\sum_{m=1}^{B} \frac{1}{c_m}\sum_{t=1}^{T} w_t
                      \sum_{i=1}^{N_t^m} |\hat x_i^{m,t} - x_i^m|^2,
 
-    with ``x_i`` the constellation point of ``graph[USER].label`` and
+    with ``x_i`` the constellation point of ``graph[USER].y`` and
     ``c_m = N_t^m`` (each instance counts by its mean squared error per
     user), or, given a ``reference`` estimate ``x̃``, its squared error
     ``c_m = Σ_i |x̃_i^m − x_i^m|²`` (DetNet normalises by the ZF error). The
@@ -83,7 +83,7 @@ def symbol_mse_loss(means: Tensor, graph: MIMOGraph, qam: QAM, weights: Tensor |
             flows through it); its error must be positive.
     """
     means = means.reshape(-1, *means.shape[-2:])                                    # [T, N_u, 2]
-    target = torch.view_as_real(qam.points_as(means)[graph[USER].label])             # [N_u, 2]
+    target = torch.view_as_real(qam.points_as(means)[graph[USER].y])             # [N_u, 2]
     if reference is None:
         scale = graph.num_users.to(means.dtype)
     else:

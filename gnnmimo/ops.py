@@ -22,8 +22,8 @@ def residual(graph: MIMOGraph, x: Tensor) -> Tensor:
     """``r_a = y_a − Σ_i H_ai x_i``: per-user ``x [N_u]`` → per-antenna ``[N_a]``."""
     antenna, user = graph[CHANNEL].edge_index
     interference = scatter(graph[CHANNEL].h * x[user], antenna, dim=0,
-                           dim_size=graph[ANTENNA].y.numel(), reduce="sum")
-    return graph[ANTENNA].y - interference
+                           dim_size=graph[ANTENNA].received.numel(), reduce="sum")
+    return graph[ANTENNA].received - interference
 
 
 def matched_filter(graph: MIMOGraph, r: Tensor) -> Tensor:

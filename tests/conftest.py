@@ -19,7 +19,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def ser():
     """``ser(detector, graph)``: the detector's symbol error rate on a labelled batch."""
     def symbol_error_rate(detector, graph):
-        return float((detector.detect(graph).hard != graph[USER].label).float().mean())
+        return float((detector.detect(graph).hard != graph[USER].y).float().mean())
     return symbol_error_rate
 
 

@@ -59,7 +59,7 @@ def test_squared_channel_is_symmetric_block_product():
     graph = sampler.sample(4, sampler.generator(0))
     g = torch.Generator().manual_seed(1)
     w_user = torch.rand(graph[USER].num_nodes, 2, generator=g, dtype=torch.float64)
-    w_antenna = torch.rand(graph[ANTENNA].y.numel(), 2, generator=g, dtype=torch.float64)
+    w_antenna = torch.rand(graph[ANTENNA].received.numel(), 2, generator=g, dtype=torch.float64)
     # ⟨w_a, B∘2 w_u⟩ = ⟨B∘2ᵀ w_a, w_u⟩ (adjoint pair), and B∘2 of all-ones gives Σ|h|² per node
     left = (w_antenna * squared_channel(graph, w_user, "antenna")).sum()
     right = (squared_channel(graph, w_antenna, "user") * w_user).sum()

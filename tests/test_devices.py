@@ -46,7 +46,7 @@ def test_every_shipped_checkpoint_runs_on_the_device_with_the_cpus_decisions(nam
 
 def test_the_sampler_builds_its_batches_on_the_device(device):
     graph = MIMOSampler(8, (2, 4), 4, device=device).sample(8)
-    assert {t.device.type for t in (graph.noise_var, graph["user"].label, graph.dense().H)} == {device.type}
+    assert {t.device.type for t in (graph.noise_var, graph["user"].y, graph.dense().H)} == {device.type}
 
 
 def test_a_training_step_runs_on_the_device(device, tmp_path):

@@ -29,7 +29,7 @@ PUBLISHED_EP = [
 
 def symbol_errors_per_instance(detector, graph):
     """``[B]`` symbol errors of each instance."""
-    wrong = (detector.detect(graph).hard != graph[USER].label).double()
+    wrong = (detector.detect(graph).hard != graph[USER].y).double()
     return scatter(wrong, graph.user_batch, dim=0, dim_size=graph.num_instances, reduce="sum")
 
 
@@ -185,7 +185,7 @@ def test_matches_sionna_ep_detector():
     graph = sampler.sample(1500, sampler.generator(11), snr_db=torch.linspace(12, 24, 1500))
     view = graph.dense()
     covariance = view.noise_var[:, None, None] * torch.eye(8, dtype=view.H.dtype)
-    label = graph[USER].label
+    label = graph[USER].y
     ours = zoo.create("ep", qam=16).detect(graph).hard
     sionna = EPDetector("symbol", 4, hard_out=True, l=10, beta=0.9, precision="double")
 

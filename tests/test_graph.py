@@ -28,7 +28,7 @@ def random_complex(n, like, seed=0):
 def test_graph_ops_equal_dense_ops(graph):
     view = graph.dense()
     x = random_complex(graph[USER].num_nodes, view.H, 1)
-    r = random_complex(graph[ANTENNA].y.numel(), view.H, 2)
+    r = random_complex(graph[ANTENNA].received.numel(), view.H, 2)
     antennas = view.antenna_mask
     # residual y − Hx
     dense = ops.dense_residual(view.H, view.y, graph.users_to_dense(x))
@@ -75,12 +75,12 @@ def test_dense_round_trip(graph):
         assert torch.equal(again[key], graph[key])
     assert torch.equal(again[CHANNEL].edge_index, graph[CHANNEL].edge_index)
     assert torch.equal(again[CHANNEL].h, graph[CHANNEL].h)
-    assert torch.equal(again[ANTENNA].y, graph[ANTENNA].y)
-    assert torch.equal(again[USER].label, graph[USER].label)
+    assert torch.equal(again[ANTENNA].received, graph[ANTENNA].received)
+    assert torch.equal(again[USER].y, graph[USER].y)
     # padding is zero in the dense view
     assert torch.count_nonzero(view.H * ~(view.antenna_mask[:, :, None] & view.user_mask[:, None, :])) == 0
     assert torch.count_nonzero(view.y * ~view.antenna_mask) == 0
-    assert torch.equal(graph.users_from_dense(graph.users_to_dense(graph[USER].label)), graph[USER].label)
+    assert torch.equal(graph.users_from_dense(graph.users_to_dense(graph[USER].y)), graph[USER].y)
 
 
 def test_from_dense_ignores_padding():
@@ -244,7 +244,7 @@ def test_memoised_values_are_rebuilt_when_the_batch_data_change():
     build = lambda: builds.append(1) or len(builds)
     assert graph.memoised("slot", build) == graph.memoised("slot", build) == 1
     assert graph.memoised("other", build) == 2                 # one value per slot
-    graph[ANTENNA].y.mul_(2)                                    # edited in place
+    graph[ANTENNA].received.mul_(2)                                    # edited in place
     assert graph.memoised("slot", build) == 3
     graph[CHANNEL].h = graph[CHANNEL].h.clone()                 # replaced
     assert graph.memoised("slot", build) == 4

@@ -41,7 +41,7 @@ def test_invalid_batches_raise(name):
     with pytest.raises(ValueError, match=r"H holds NaN/Inf \(instances \[0\]\)"):
         detector(graph)
     graph = batch()
-    graph["antenna"].y[-1] = complex("inf")
+    graph["antenna"].received[-1] = complex("inf")
     with pytest.raises(ValueError, match=r"y holds NaN/Inf \(instances \[15\]\)"):
         detector(graph)
     graph = batch()
@@ -123,7 +123,7 @@ def test_lmmse_is_accurate_at_high_snr():
     graph = batch(nr=8, nt=8, size=64, snr_db=60.0)
     detection = zoo.create("mmse", 16).detect(graph)
     assert torch.isfinite(detection.logits).all()
-    assert (detection.hard == graph["user"].label).float().mean() > 0.99
+    assert (detection.hard == graph["user"].y).float().mean() > 0.99
 
 
 # ------------------------------------------------------- published numbers
@@ -154,7 +154,7 @@ def published_baseline_decisions(graph):
 
 
 def errors_per_instance(graph, hard):
-    wrong = (hard != graph["user"].label).double()
+    wrong = (hard != graph["user"].y).double()
     return torch.zeros(graph.num_instances, dtype=torch.float64).index_add_(0, graph.user_batch, wrong)
 
 

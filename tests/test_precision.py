@@ -85,7 +85,7 @@ def test_bf16_inference_of_every_shipped_checkpoint_gives_its_fp32_ser(name):
     graph = sampler.sample(150, sampler.generator(7))
 
     def errors_per_instance():
-        wrong = (detector.detect(graph).hard != graph[USER].label).long()
+        wrong = (detector.detect(graph).hard != graph[USER].y).long()
         return wrong.new_zeros(graph.num_instances).index_add_(0, graph.user_batch, wrong)
 
     fp32 = errors_per_instance()

@@ -168,7 +168,7 @@ def test_labels_on_padded_users_are_not_checked():
     """Columns beyond Nt_b are ignored (the padding of ``dense_labels`` is -1)."""
     label = torch.tensor([[0, 3, -1], [1, 2, 3]])
     graph = MIMOGraph.from_dense(Y, H, 1.0, num_users=torch.tensor([2, 3]), label=label, qam=4)
-    assert graph["user"].label.tolist() == [0, 3, 1, 2, 3]
+    assert graph["user"].y.tolist() == [0, 3, 1, 2, 3]
 
 
 @pytest.mark.parametrize("arguments, error, message", [

@@ -28,11 +28,11 @@ def sweep(detector, sampler: MIMOSampler, per_point: int) -> list[tuple[float, f
     ``per_point`` instances per SNR; asserts that the outputs are finite."""
     snr_db = torch.tensor(HIGH_SNRS).repeat_interleave(per_point)
     graph = sampler.sample(snr_db.numel(), sampler.generator(0), snr_db=snr_db)
-    assert graph[USER].label.numel() and graph.noise_var.dtype == torch.float32
+    assert graph[USER].y.numel() and graph.noise_var.dtype == torch.float32
     detection = detector.detect(graph)
     assert torch.isfinite(detection.probs).all() and torch.isfinite(detection.llr()).all()
     errors = torch.zeros(graph.num_instances).index_add_(
-        0, graph.user_batch, (detection.hard != graph[USER].label).float()).view(len(HIGH_SNRS), per_point)
+        0, graph.user_batch, (detection.hard != graph[USER].y).float()).view(len(HIGH_SNRS), per_point)
     symbols = graph.num_users.view(len(HIGH_SNRS), per_point).sum(1)
     return [clustered_interval(int(e.sum()), int(n), per_point, int(e.square().sum()))
             for e, n in zip(errors, symbols)]
@@ -182,7 +182,7 @@ def test_a_noise_var_or_a_column_energy_too_small_for_the_dtype_is_refused_up_fr
     probs = mmse.detect(weak_user_batch(scale=1e-20, dtype=torch.complex128)).probs.view(32, 4, 16)
     torch.testing.assert_close(probs[:, 0], torch.full_like(probs[:, 0], 1 / 16), atol=1e-3, rtol=0)
     graph = weak_user_batch(noise_var=1e-45, dtype=torch.complex128)
-    assert (mmse.detect(graph).hard == graph[USER].label).all()
+    assert (mmse.detect(graph).hard == graph[USER].y).all()
 
 
 # ------------------------------------------------ 6b. a checkpoint outside its trained system

@@ -201,7 +201,7 @@ def test_pretrained_4qam_model_beats_lmmse_on_fresh_samples():
     detector = zoo.load("remimo-nr16-nt4-8-qam4")
     sampler = MIMOSampler(16, 8, 4, snr_db=6.0)
     graph = sampler.sample(1000, sampler.generator(7))
-    label = graph[USER].label
+    label = graph[USER].y
     with torch.no_grad():
         ours = int((detector(graph).hard != label).sum())
     mmse = int((zoo.create("mmse", 4)(graph).hard != label).sum())

@@ -97,7 +97,7 @@ def test_padded_users_are_a_single_branch():
 
 # ------------------------------------------------------------- SER ordering
 def symbol_errors(graph, name, **options):
-    return int((zoo.create(name, 16, **options).detect(graph).hard != graph["user"].label).sum())
+    return int((zoo.create(name, 16, **options).detect(graph).hard != graph["user"].y).sum())
 
 
 def test_ser_ordering_8x4_16qam_14db():

@@ -68,7 +68,7 @@ def test_kbest_ser_matches_sionna(mimo, k):
     """
     qam, nr, nt = 16, 8, 4
     graph, inputs = sionna_inputs(nr, nt, qam, 2000, 7, 12.0)
-    label = graph["user"].label
+    label = graph["user"].y
     theirs = mimo.KBestDetector("symbol", nt, k, hard_out=True, **options(qam))(*inputs).reshape(-1).long()
     ours = zoo.create("kbest", qam, k=k).detect(graph).hard
     ml = zoo.create("ml", qam).detect(graph).hard

@@ -78,7 +78,7 @@ def test_noise_variance_and_circularity_on_mixed_batches():
 def test_symbols_have_unit_energy_and_uniform_labels():
     sampler = MIMOSampler(nr=8, nt=(1, 8), qam=16, precision="double")
     graph = sampler.sample(20000, sampler.generator(4))
-    labels = graph["user"].label
+    labels = graph["user"].y
     counts = torch.bincount(labels, minlength=16).double()
     assert (counts / counts.mean() - 1).abs().max() < 0.05
     assert QAM(16).symbols(labels, torch.complex128).abs().square().mean().item() == pytest.approx(1.0, abs=0.01)

@@ -1,4 +1,5 @@
 """gnnmimo.testing: the property checkers catch violations, the strategies honour their arguments."""
+import copy
 import os
 
 import pytest
@@ -10,11 +11,12 @@ from gnnmimo import ops
 from gnnmimo.channels import ChannelModel
 from gnnmimo.constellation import QAM
 from gnnmimo.detector import Detector
-from gnnmimo.graph import ANTENNA, CHANNEL
+from gnnmimo.graph import ANTENNA, CHANNEL, INTERFERENCE, REVERSE_CHANNEL, USER
 from gnnmimo.sampling import MIMOSampler
 from gnnmimo.testing import (PROFILES, assert_batch_independent, assert_generalises_over_user_counts,
                              assert_permutation_equivariant, assert_well_formed, channel_models,
-                             mimo_batches, mimo_configs, permute_users)
+                             mimo_batches, mimo_configs, permute_users, randomised_parameters)
+from gnnmimo.testing.properties import within_instance_cycle
 from helpers import sample_batch
 
 
@@ -24,7 +26,7 @@ class ToyMF(Detector):
     and batch independent. The subclasses below break one property each."""
 
     def equalize(self, graph):
-        return ops.matched_filter(graph, graph[ANTENNA].y) / ops.column_energy(graph)
+        return ops.matched_filter(graph, graph[ANTENNA].received) / ops.column_energy(graph)
 
     def iterate(self, graph):
         z = self.equalize(graph)
@@ -44,8 +46,8 @@ class AntennaWeighted(ToyMF):
     """Weights received samples by antenna position: user-equivariant, not antenna-equivariant."""
 
     def equalize(self, graph):
-        weight = 1.0 + graph.antenna_index.to(graph[ANTENNA].y.real.dtype)
-        return ops.matched_filter(graph, graph[ANTENNA].y * weight) / ops.column_energy(graph)
+        weight = 1.0 + graph.antenna_index.to(graph[ANTENNA].received.real.dtype)
+        return ops.matched_filter(graph, graph[ANTENNA].received * weight) / ops.column_energy(graph)
 
 
 class FirstNodeBias(ToyMF):
@@ -69,7 +71,7 @@ class BatchMixer(ToyMF):
 
     def iterate(self, graph):
         logits = super().iterate(graph)
-        return logits + graph[ANTENNA].y.abs().square().mean() * torch.arange(self.qam.order)
+        return logits + graph[ANTENNA].received.abs().square().mean() * torch.arange(self.qam.order)
 
 
 class PaddingLeak(ToyMF):
@@ -230,7 +232,7 @@ def test_block_diagonal_batch_mates_are_consistent_instances():
     graph = batch(nr=(2, 6), nt=(1, 2), size=12, precision="double")
     parts = _Instances.of(graph)
     first, second = torch.arange(6), torch.arange(6, 12)
-    merged = _Instances.block_diagonal(parts.take(first), parts.take(second)).graph(graph.qam)
+    merged = _Instances.block_diagonal(parts.take(first), parts.take(second)).graph(graph)
     assert torch.equal(merged.num_users, graph.num_users[first] + graph.num_users[second])
     assert torch.equal(merged.num_antennas, graph.num_antennas[first] + graph.num_antennas[second])
     qam = QAM(16)
@@ -312,3 +314,152 @@ def test_profiles():
     assert settings.get_profile("dev").max_examples >= 100
     if "HYPOTHESIS_PROFILE" not in os.environ:  # tests/conftest.py loads "ci" by default
         assert settings.default.max_examples == ci.max_examples and settings.default.derandomize
+
+
+# ------------------------------------------------------- checks with teeth
+class UserIndexLeak(ToyMF):
+    """Adds ``0.5 · (user index)`` to symbol 0's logit: depends on the user order."""
+
+    def iterate(self, graph):
+        logits = super().iterate(graph)
+        return logits + 0.5 * graph.user_index[:, None] * torch.nn.functional.one_hot(
+            torch.zeros_like(graph.user_index), self.qam.order)
+
+
+class ZeroHeadLeak(ToyMF):
+    """A learned correction that reads the user index, behind a zero-initialised head: untrained,
+    it is exactly its matched-filter parent."""
+
+    def __init__(self, qam):
+        super().__init__(qam)
+        self.hidden = torch.nn.Linear(2, 8)
+        self.head = torch.nn.Linear(8, self.qam.order)
+        torch.nn.init.zeros_(self.head.weight)
+        torch.nn.init.zeros_(self.head.bias)
+
+    def iterate(self, graph):
+        logits = super().iterate(graph)
+        features = torch.stack([graph.user_index.float(), ops.column_energy(graph).float()], -1)
+        return logits + self.head(self.hidden(features).tanh())
+
+
+def test_the_nt2_counterexample_is_caught():
+    """Hypothesis's counterexample of the old checker (a random permutation of 2 users is the identity
+    half the time; this seed drew it): one instance, Nt = 2, 0 dB."""
+    sampler = MIMOSampler(nr=8, nt=(2, 2), snr_db=(0.0, 0.0))
+    graph = sampler.sample(1, sampler.generator(0))
+    with pytest.raises(AssertionError, match=r"(?s)UserIndexLeak is not permutation equivariant .*instance 0 user"):
+        assert_permutation_equivariant(UserIndexLeak(16), graph)
+
+
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=12), st.integers(0, 1000))
+def test_every_user_of_an_instance_moves(counts, seed):
+    """The within-instance permutations are derangements for Nt ≥ 2, whatever the seed."""
+    graph = sample_batch(nr=9, nt=(1, 9), qam=4, size=len(counts), seed=seed % 7)
+    counts = torch.tensor(counts)
+    perm = within_instance_cycle(counts, 9, torch.Generator().manual_seed(seed))
+    real = torch.arange(9) < counts[:, None]
+    assert torch.equal(perm.masked_fill(~real, 9).sort(1).values.masked_fill(~real, 0),
+                       torch.arange(9).expand(len(counts), 9).masked_fill(~real, 0))  # a permutation per row
+    moved = perm != torch.arange(9)
+    assert torch.equal(moved, real & (counts[:, None] >= 2))
+    _, user_perm, _ = permute_users(graph, seed)
+    assert (user_perm != torch.arange(user_perm.shape[1]))[graph.user_mask() & (graph.num_users[:, None] >= 2)].all()
+
+
+def test_a_leak_behind_a_zero_initialised_head_is_caught():
+    graph = batch(nt=(2, 4), size=8)
+    detector = ZeroHeadLeak(16)
+    assert_permutation_equivariant(detector, graph, randomise=False)  # as given it is its parent
+    with pytest.raises(AssertionError, match=r"ZeroHeadLeak \[parameters randomised: randomised_parameters\("
+                                             r"detector, seed=0\)\] is not permutation equivariant"):
+        assert_permutation_equivariant(detector, graph)
+    assert torch.count_nonzero(detector.head.weight) == 0  # the detector itself is not changed
+
+
+def test_the_variant_that_fails_is_named():
+    graph = batch(nt=(2, 4), size=8)
+    with pytest.raises(AssertionError, match=r"ZeroHeadLeak \[parameters as given\] is not permutation"):
+        detector = ZeroHeadLeak(16)
+        torch.nn.init.normal_(detector.head.weight)
+        assert_permutation_equivariant(detector, graph)
+
+
+def test_randomised_parameters():
+    detector = ZeroHeadLeak(16)
+    hidden = detector.hidden.weight.detach().clone()
+    randomised = randomised_parameters(detector, scale=0.1, seed=3)
+    assert randomised is not detector and torch.equal(detector.hidden.weight, hidden)
+    for before, after in zip(detector.parameters(), randomised.parameters()):
+        assert (before != after).all()  # every entry moves, zeros included
+    relative = (randomised.hidden.weight.detach() - hidden).abs() / (hidden.abs() + hidden.square().mean().sqrt())
+    assert 0.05 < float(relative.mean()) < 0.12  # E|ε|·scale = 0.08
+    assert torch.equal(randomised_parameters(detector, seed=3).head.weight, randomised.head.weight)
+    with pytest.raises(ValueError, match="scale must be a positive finite number"):
+        randomised_parameters(detector, scale=0.0)
+
+
+class RaisesAboveThreeUsers(ToyMF):
+    def iterate(self, graph):
+        if int(graph.num_users.max()) > 3:
+            torch.zeros(3)[4]  # an IndexError deep inside
+        return super().iterate(graph)
+
+
+def test_an_exception_inside_the_detector_names_its_instances():
+    with pytest.raises(AssertionError, match=r"RaisesAboveThreeUsers with Nt=4, Nr=8 raised IndexError: index 4 "
+                                             r"is out of bounds") as failure:
+        assert_generalises_over_user_counts(RaisesAboveThreeUsers(16), nr=8, nt_range=(1, 5))
+    assert isinstance(failure.value.__cause__, IndexError)
+    assert "instance 0 (Nt=4, Nr=8, SNR=" in str(failure.value)
+    graph = batch(nt=(1, 4), size=12)
+    with pytest.raises(AssertionError, match=r"raised IndexError") as failure:
+        assert_permutation_equivariant(RaisesAboveThreeUsers(16), graph)
+    message = str(failure.value)
+    culprits = (graph.num_users > 3).nonzero()[:, 0].tolist()
+    assert f"run alone, {len(culprits)} instances raise: instance {culprits[0]} (Nt=4," in message
+
+
+class ReadsAttachedAttributes(ToyMF):
+    """Scales each user's statistic by a per-user weight and a per-instance gain the caller attached:
+    equivariant and batch independent only if the weights follow their users and instances."""
+
+    def equalize(self, graph):
+        gain = graph.gain[graph.user_batch]
+        return super().equalize(graph) * graph[USER].weight * gain + graph[CHANNEL].tag[:1].sum() * 0
+
+
+def test_attached_attributes_survive_the_rebuilt_batches():
+    graph = batch(nt=(2, 4), size=10)
+    generator = torch.Generator().manual_seed(1)
+    graph[USER].weight = 0.5 + torch.rand(graph[USER].num_nodes, generator=generator)
+    graph.gain = 0.5 + torch.rand(graph.num_instances, generator=generator)
+    graph[CHANNEL].tag = torch.arange(graph[CHANNEL].num_edges)
+    detector = ReadsAttachedAttributes(16)
+    assert_permutation_equivariant(detector, graph, permute_antennas=True)
+    assert_batch_independent(detector, graph)
+    permuted, user_perm, antenna_perm = permute_users(graph, seed=2, antennas=True)
+    ptr = graph[USER].ptr
+    source = (ptr[:-1, None] + user_perm)[graph.user_mask()]
+    assert torch.equal(permuted[USER].weight, graph[USER].weight[source])
+    assert torch.equal(permuted.gain, graph.gain)
+    # channel-edge attributes follow their (antenna, user) pair: the tag of h follows h
+    assert torch.equal(permuted[CHANNEL].h, graph[CHANNEL].h[permuted[CHANNEL].tag])
+    graph[("user", "likes", "user")].edge_index = torch.zeros(2, 0, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"cannot carry the edge types \[\('user', 'likes', 'user'\)\]"):
+        permute_users(graph)
+
+
+def test_features_are_derived_again_on_rebuilt_batches():
+    graph = batch(nt=(2, 4), size=6).add_features(reverse=True)
+    permuted, _, _ = permute_users(graph, seed=1, antennas=True)
+    expected = copy.copy(permuted)
+    for store in (expected[USER], expected[ANTENNA], expected[CHANNEL]):
+        del store["x" if "x" in store else "edge_attr"]
+    for edge in (INTERFERENCE, REVERSE_CHANNEL):
+        del expected[edge]
+    expected.add_features(reverse=True)
+    for key, value in expected.x_dict.items():
+        torch.testing.assert_close(permuted[key].x, value)
+    for key, value in expected.edge_attr_dict.items():
+        torch.testing.assert_close(permuted[key].edge_attr, value)

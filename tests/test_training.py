@@ -36,7 +36,7 @@ def mixed_batch(seed=0):
 def test_loss_is_eq_13_on_a_mixed_batch():
     graph = mixed_batch()
     logits = torch.randn(3, graph[USER].num_nodes, 4, generator=torch.Generator().manual_seed(0))
-    ce = F.cross_entropy(logits.transpose(1, 2), graph[USER].label.expand(3, -1), reduction="none")
+    ce = F.cross_entropy(logits.transpose(1, 2), graph[USER].y.expand(3, -1), reduction="none")
     per_instance = graph.users_to_dense(ce.T).sum(1) / graph.num_users[:, None]        # [B, T]
     torch.testing.assert_close(detection_loss(logits, graph), per_instance.mean(1).mean())
     torch.testing.assert_close(detection_loss(logits, graph, "last"), per_instance[:, -1].mean())
@@ -46,7 +46,7 @@ def test_loss_is_the_mean_cross_entropy_when_nt_is_fixed():
     sampler = MIMOSampler(4, 3, 4)
     graph = sampler.sample(5, sampler.generator(0))
     logits = torch.randn(2, 15, 4)
-    expected = F.cross_entropy(logits.reshape(-1, 4), graph[USER].label.repeat(2))
+    expected = F.cross_entropy(logits.reshape(-1, 4), graph[USER].y.repeat(2))
     torch.testing.assert_close(detection_loss(logits, graph), expected)
 
 
@@ -54,7 +54,7 @@ def test_soft_ser_loss_is_the_mean_probability_of_a_symbol_error():
     sampler = MIMOSampler(4, 3, 4)
     graph = sampler.sample(5, sampler.generator(0))
     logits = torch.randn(2, 15, 4)
-    p_true = logits.softmax(-1).gather(-1, graph[USER].label.expand(2, -1)[..., None])[..., 0]
+    p_true = logits.softmax(-1).gather(-1, graph[USER].y.expand(2, -1)[..., None])[..., 0]
     torch.testing.assert_close(detection_loss(logits, graph, "uniform", "soft-ser"), (1 - p_true).mean())
     torch.testing.assert_close(detection_loss(logits, graph, "last", "soft-ser"), (1 - p_true[-1]).mean())
     with pytest.raises(ValueError, match="unknown loss"):
@@ -117,7 +117,7 @@ def test_concat_graphs_keeps_every_instance():
     for part, original in ((first, a), (second, b)):
         torch.testing.assert_close(part.dense().H, original.dense().H)
         torch.testing.assert_close(part.dense().y, original.dense().y)
-        assert torch.equal(part[USER].label, original[USER].label)
+        assert torch.equal(part[USER].y, original[USER].y)
 
 
 # ------------------------------------------------------------------ training

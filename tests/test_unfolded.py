@@ -128,7 +128,7 @@ def test_symbol_mse_loss_normalises_per_instance():
     means = torch.randn(3, graph[USER].num_nodes, 2, generator=generator)
     reference = torch.randn(graph[USER].num_nodes, 2, generator=generator)
     qam = QAM(16)
-    x = torch.view_as_real(qam.symbols(graph[USER].label))
+    x = torch.view_as_real(qam.symbols(graph[USER].y))
     weights = torch.tensor([0.0, 0.5, 2.0])
     per_instance = lambda error: graph.users_to_dense(error.T).sum(1)                        # [B, T]
     error, reference_error = (means - x).square().sum(-1), (reference - x).square().sum(-1)
@@ -147,7 +147,7 @@ def test_the_equivariance_checker_catches_detnet(is_trained):
     """DetNet is fully connected across users: relabelling them changes its outputs."""
     sampler = MIMOSampler(4, 3, 4, snr_db=(5.0, 15.0))
     graph = sampler.sample(8, sampler.generator(0))
-    with pytest.raises(AssertionError, match="detnet is not permutation equivariant"):
+    with pytest.raises(AssertionError, match=r"detnet \[parameters as given\] is not permutation equivariant"):
         assert_permutation_equivariant(detector("detnet", is_trained), graph)
 
 
@@ -173,7 +173,7 @@ def test_detnet_sizes_and_zf_normalised_log_weighted_loss():
     graph = MIMOSampler(8, 4, 16, snr_db=10.0).sample(4, torch.Generator().manual_seed(0))
     system = real_system(graph)
     zf = users_from_real(graph, torch.linalg.solve(system.gram, system.matched_filter))          # [N_u, 2]
-    x = torch.view_as_real(model.qam.symbols(graph[USER].label))
+    x = torch.view_as_real(model.qam.symbols(graph[USER].y))
     per_instance = lambda error: graph.users_to_dense(error.T).sum(1)
     errors = per_instance((model.estimates(graph) - x).square().sum(-1))                          # [B, T]
     zf_errors = per_instance((zf - x).square().sum(-1)[None])                                     # [B, 1]

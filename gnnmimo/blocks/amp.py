@@ -80,7 +80,7 @@ def squared_channel(graph: MIMOGraph, w: Tensor, to: str) -> Tensor:
     if to not in ("antenna", "user"):
         raise ValueError(f"squared_channel sends to 'antenna' or 'user', got {to!r}")
     antenna, user = graph[CHANNEL].edge_index
-    source, target, size = ((user, antenna, graph[ANTENNA].y.numel()) if to == "antenna"
+    source, target, size = ((user, antenna, graph[ANTENNA].received.numel()) if to == "antenna"
                             else (antenna, user, graph[USER].num_nodes))
     h_re, h_im = as_pairs(graph[CHANNEL].h).to(w.dtype).square().unbind(-1)
     weight = torch.stack([h_re + h_im, h_re - h_im], dim=-1) / 2               # (|h|², Re h²)/2, [E, 2]
@@ -110,7 +110,7 @@ class AMPLinear(Block):
     default_writes = ("obs_mean", "obs_var", "antenna_residual", "antenna_var")
 
     def update(self, graph: MIMOGraph, state: State) -> State:
-        y = as_pairs(graph[ANTENNA].y)
+        y = as_pairs(graph[ANTENNA].received)
         mean, var = state["mean"].to(y.dtype), state["var"].to(y.dtype)
         noise_var = (graph.noise_var[graph.antenna_batch] / 2).to(y.dtype)[:, None]  # σr², [N_a, 1]
 

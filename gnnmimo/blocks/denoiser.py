@@ -85,7 +85,7 @@ def prior_state(graph: MIMOGraph, dtype: torch.dtype | None = None) -> State:
 
     The starting point of AMP and OAMP. ``dtype`` defaults to the batch's real precision.
     """
-    dtype = dtype or graph[ANTENNA].y.real.dtype
+    dtype = dtype or graph[ANTENNA].received.real.dtype
     mean = torch.zeros(graph[USER].num_nodes, 2, dtype=dtype, device=graph.noise_var.device)
     return {"mean": mean, "var": torch.full_like(mean, ES)}
 

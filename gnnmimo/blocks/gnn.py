@@ -205,7 +205,7 @@ def dense_real_components(graph: MIMOGraph, dtype: torch.dtype) -> DenseRealComp
 def _node_input(graph: MIMOGraph, dtype: torch.dtype) -> Tensor:
     """``[2N_u, 3]`` ``[yᵀh_k, −h_kᵀh_k, σr²]`` per real node."""
     noise_var = (graph.user_noise_var / 2).to(dtype)                              # σr² per user
-    matched = torch.view_as_real(ops.matched_filter(graph, graph[ANTENNA].y)).to(dtype)   # [N_u, 2]
+    matched = torch.view_as_real(ops.matched_filter(graph, graph[ANTENNA].received)).to(dtype)   # [N_u, 2]
     energy = ops.column_energy(graph).to(dtype)[:, None].expand(-1, 2)
     return torch.stack([matched, -energy, noise_var[:, None].expand(-1, 2)], dim=-1).reshape(-1, 3)
 

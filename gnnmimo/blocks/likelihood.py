@@ -111,8 +111,8 @@ class LikelihoodFeatures(Block):
 
     def update(self, graph: MIMOGraph, state: State) -> State:
         logits = state["logits"]
-        probs = logits.softmax(-1).to(graph[ANTENNA].y.dtype)
-        z = probs @ self.qam.points_as(graph[ANTENNA].y)                # eq. 18, [N_u]
+        probs = logits.softmax(-1).to(graph[ANTENNA].received.dtype)
+        z = probs @ self.qam.points_as(graph[ANTENNA].received)                # eq. 18, [N_u]
         residual = ops.residual(graph, z)                                # [N_a]
         energy = ops.column_energy(graph)
         step = z + ops.matched_filter(graph, residual) / energy.clamp_min(torch.finfo(energy.dtype).tiny)

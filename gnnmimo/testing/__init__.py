@@ -8,8 +8,9 @@ Public helpers to prove properties of any :class:`~gnnmimo.detector.Detector`
 * assertions (plain torch, raise ``AssertionError`` with a diagnosis):
   :func:`assert_permutation_equivariant`, :func:`assert_batch_independent`,
   :func:`assert_generalises_over_user_counts`, :func:`assert_well_formed`;
-  and :func:`permute_users`, the vectorised within-instance permutation they
-  rely on;
+  :func:`permute_users`, the vectorised within-instance permutation they
+  rely on; and :func:`randomised_parameters`, the perturbed copy of a
+  detector they also check (so that zero-initialised learned heads act);
 * Hypothesis settings profiles ``"ci"`` and ``"dev"``, registered on import.
 
 Example::
@@ -33,6 +34,7 @@ from gnnmimo.testing.properties import (
     assert_well_formed,
     permute_users,
 )
+from gnnmimo.testing.randomise import randomised_parameters
 
 try:
     import hypothesis  # noqa: F401
@@ -50,7 +52,7 @@ _NEEDS_HYPOTHESIS = ("channel_models", "mimo_batches", "mimo_configs", "PROFILES
 
 __all__ = [
     "assert_batch_independent", "assert_generalises_over_user_counts",
-    "assert_permutation_equivariant", "assert_well_formed", "permute_users",
+    "assert_permutation_equivariant", "assert_well_formed", "permute_users", "randomised_parameters",
     *_NEEDS_HYPOTHESIS,
 ]
 

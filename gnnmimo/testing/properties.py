@@ -14,6 +14,17 @@ fails:
   user count of a range, and on a batch mixing them, with well-formed
   outputs (:func:`assert_well_formed`).
 
+Every check runs twice on a detector with parameters: as given, and with
+its parameters randomised (:func:`~gnnmimo.testing.randomise.randomised_parameters`,
+seeded by the check's ``seed``), because learned hybrids start with
+zero-initialised heads and would otherwise pass as their classical parent;
+the message says which of the two failed (``randomise=False`` skips the
+second run). An exception raised inside the detector is re-raised as an
+``AssertionError`` chained to it, naming the instances (``Nt``, ``Nr``, SNR)
+that raise it when run alone. Attributes attached to the batch (node-level,
+instance-level, on the channel edges) follow their nodes and instances into
+the batches the checks rebuild (:meth:`~gnnmimo.graph.MIMOGraph.carry_attributes`).
+
 Outputs are compared as **probabilities** (softmax of the logits), not
 logits: logits are defined up to a per-user constant and are huge for
 confident decisions, while probabilities are bounded. Detectors with
@@ -27,21 +38,24 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
 
 from gnnmimo.channels import ChannelModel
 from gnnmimo.detector import Detection, Detector
-from gnnmimo.graph import CHANNEL, USER, MIMOGraph
+from gnnmimo.graph import ANTENNA, CHANNEL, USER, MIMOGraph
 from gnnmimo.registry import registered_name
 from gnnmimo.sampling import MIMOSampler
+from gnnmimo.testing.randomise import has_parameters, randomised_parameters
 
 #: absolute tolerance on probabilities when ``atol=None``, by batch precision
 DEFAULT_ATOL = {torch.complex64: 1e-2, torch.complex128: 1e-6}
 #: at most this many disagreeing users are listed in a failure message
 SHOWN = 5
+#: after a detector raised on a batch, at most this many of its instances are run alone to find the culprits
+ISOLATED = 32
 
 
 # ------------------------------------------------------------------ running
@@ -55,9 +69,51 @@ def _evaluation(detector: Detector) -> Iterator[None]:
         detector.train(training)
 
 
-def _run(detector: Detector, graph: MIMOGraph) -> Detection:
+def _run(detector: Detector, graph: MIMOGraph, name: str) -> Detection:
+    """``detector.detect(graph)`` in eval mode; an exception is re-raised as an ``AssertionError``
+    (chained) that describes the batch and the instances that raise it alone."""
     with _evaluation(detector):
-        return detector.detect(graph)
+        try:
+            return detector.detect(graph)
+        except Exception as error:
+            raise AssertionError(f"{name} raised {type(error).__name__}: {error}\n  "
+                                 f"{_culprits(detector, graph)}") from error
+
+
+def _culprits(detector: Detector, graph: MIMOGraph) -> str:
+    """Which instances of ``graph`` make ``detector`` raise when run alone (the first
+    :data:`ISOLATED`), described with their sizes and SNR."""
+    sizes = (f"on a batch of {graph.num_instances} instances with Nt in {graph.num_users.unique().tolist()} "
+             f"and Nr in {graph.num_antennas.unique().tolist()}")
+    if graph.num_instances == 1:
+        return f"{sizes}: {_describe_instance(graph, 0)}"
+    failing = []
+    for b in range(min(graph.num_instances, ISOLATED)):  # only after a failure
+        try:
+            detector.detect(graph.get_example(b))
+        except Exception:
+            failing.append(b)
+    if not failing:
+        return f"{sizes}; none of its first {min(graph.num_instances, ISOLATED)} instances raises alone"
+    shown = "; ".join(_describe_instance(graph, b) for b in failing[:SHOWN])
+    return f"{sizes}; run alone, {len(failing)} instances raise: {shown}"
+
+
+def _variants(detector: Detector, randomise: bool, seed: int) -> Iterator[tuple[Detector, str]]:
+    """``(detector, which)``: as given and, when it has parameters, with them randomised."""
+    if not (randomise and has_parameters(detector)):
+        yield detector, ""
+        return
+    yield detector, " [parameters as given]"
+    yield (randomised_parameters(detector, seed=seed),
+           f" [parameters randomised: randomised_parameters(detector, seed={seed})]")
+
+
+def _on_variants(detector: Detector, randomise: bool, seed: int,
+                 check: Callable[[Detector, str], None]) -> None:
+    """``check(model, name)`` on each variant of :func:`_variants`, ``name`` saying which."""
+    for model, which in _variants(detector, randomise, seed):
+        check(model, _name(detector) + which)
 
 
 def _iteration_probs(detection: Detection) -> Tensor:
@@ -76,7 +132,9 @@ class _Instances:
 
     ``y [K, Nr]``, ``H [K, Nr, Nt]``, ``noise_var``, ``num_users``, ``num_antennas`` ``[K]``,
     ``label [K, Nt]`` and ``snr_db [K]`` (or ``None``). Entries beyond each instance's
-    counts are ignored by :meth:`MIMOGraph.from_dense`.
+    counts are ignored by :meth:`MIMOGraph.from_dense`. ``instance [K]``, ``user [K, Nt]``
+    and ``antenna [K, Nr]`` record where each instance and node comes from in the batch
+    the parts were taken of, to carry its attributes (:meth:`graph`).
     """
 
     y: Tensor
@@ -86,6 +144,9 @@ class _Instances:
     num_antennas: Tensor
     label: Tensor | None
     snr_db: Tensor | None
+    instance: Tensor
+    user: Tensor
+    antenna: Tensor
 
     @property
     def size(self) -> int:
@@ -94,9 +155,14 @@ class _Instances:
     @classmethod
     def of(cls, graph: MIMOGraph) -> "_Instances":
         view = graph.dense()
+        batch, nr, nt = view.H.shape
+        device = view.H.device
         return cls(view.y, view.H, graph.noise_var, graph.num_users, graph.num_antennas,
-                   graph.dense_labels(0) if "label" in graph[USER] else None,
-                   graph.snr_db if _has(graph, "snr_db") else None)
+                   graph.dense_labels(0) if "y" in graph[USER] else None,
+                   graph.snr_db if _has(graph, "snr_db") else None,
+                   torch.arange(batch, device=device),
+                   graph[USER].ptr[:-1, None] + torch.arange(nt, device=device),
+                   graph[ANTENNA].ptr[:-1, None] + torch.arange(nr, device=device))
 
     def _map(self, function) -> "_Instances":
         return _Instances(*(None if value is None else function(name, value)
@@ -107,6 +173,7 @@ class _Instances:
 
     def padded(self, nr: int, nt: int) -> "_Instances":
         pads = {"y": (0, nr - self.y.shape[1]), "label": (0, nt - self.H.shape[2]),
+                "user": (0, nt - self.H.shape[2]), "antenna": (0, nr - self.y.shape[1]),
                 "H": (0, nt - self.H.shape[2], 0, nr - self.H.shape[1])}
         return self._map(lambda name, value: torch.nn.functional.pad(value, pads[name])
                          if name in pads else value)
@@ -139,12 +206,19 @@ class _Instances:
         y = torch.where(in_a_row, first.y.gather(1, row), second.y.gather(1, row))
         label = None if first.label is None else torch.where(
             in_a_col, first.label.gather(1, col), second.label.gather(1, col))
+        user = torch.where(in_a_col, first.user.gather(1, col), second.user.gather(1, col))
+        antenna = torch.where(in_a_row, first.antenna.gather(1, row), second.antenna.gather(1, row))
         return _Instances(y, H, first.noise_var, first.num_users + second.num_users,
-                          first.num_antennas + second.num_antennas, label, first.snr_db)
+                          first.num_antennas + second.num_antennas, label, first.snr_db,
+                          first.instance, user, antenna)
 
-    def graph(self, qam: int | None) -> MIMOGraph:
-        return MIMOGraph.from_dense(self.y, self.H, self.noise_var, self.num_users, self.num_antennas,
-                                    label=self.label, snr_db=self.snr_db, qam=qam)
+    def graph(self, source: MIMOGraph) -> MIMOGraph:
+        """The batch of these instances, with the attributes of ``source`` they were taken of."""
+        graph = MIMOGraph.from_dense(self.y, self.H, self.noise_var, self.num_users, self.num_antennas,
+                                     label=self.label, snr_db=self.snr_db, qam=source.qam)
+        real = lambda index, counts: index[torch.arange(index.shape[1], device=index.device) < counts[:, None]]
+        return graph.carry_attributes(source, self.instance, real(self.user, self.num_users),
+                                      real(self.antenna, self.num_antennas))
 
 
 # -------------------------------------------------------------- permutation
@@ -166,6 +240,24 @@ def within_instance_permutation(counts: Tensor, size: int, generator: torch.Gene
     return torch.where(real, keys, 2.0).argsort(dim=1, stable=True)
 
 
+def within_instance_cycle(counts: Tensor, size: int, generator: torch.Generator) -> Tensor:
+    """Independent uniformly random ``n_b``-cycles, one per instance: derangements.
+
+    ``σ_b(k) = π_b(π_b⁻¹(k) + 1 mod n_b)`` with ``π_b`` from :func:`within_instance_permutation`:
+    the cycle that visits the positions in the random order ``π_b``. It moves every user of
+    every instance with ``n_b ≥ 2`` (a random permutation is the identity with probability
+    ``1/n_b!``: for ``n_b = 2``, one instance in two would be left unpermuted).
+
+    Returns:
+        ``[B, size]`` long, as :func:`within_instance_permutation`.
+    """
+    order = within_instance_permutation(counts, size, generator)
+    position = order.argsort(dim=1)  # π⁻¹, the identity on the padding as π is
+    following = torch.where(position < counts[:, None] - 1, position + 1, 0)
+    real = torch.arange(size, device=counts.device) < counts[:, None]
+    return torch.where(real, order.gather(1, following), order)
+
+
 def permute_users(graph: MIMOGraph, seed: int = 0,
                   antennas: bool = False) -> tuple[MIMOGraph, Tensor, Tensor | None]:
     """Relabel the users (and optionally the antennas) of every instance independently.
@@ -173,7 +265,9 @@ def permute_users(graph: MIMOGraph, seed: int = 0,
     Permutes the columns of each ``H`` (and the labels with them) and, with
     ``antennas``, the rows of ``H`` and the entries of ``y``:
     ``H'[b] = P_a H[b] P_u``, ``y'[b] = P_a y[b]``. σ², the counts, the SNR
-    and the constellation are kept.
+    and the constellation are kept, and attached attributes follow their nodes.
+    The permutations are random cycles (:func:`within_instance_cycle`), so
+    every user of an instance with ``Nt ≥ 2`` moves, whatever the seed.
 
     Returns:
         ``(permuted, user_perm, antenna_perm)``: the new batch; ``[B, Nt_max]``
@@ -184,16 +278,18 @@ def permute_users(graph: MIMOGraph, seed: int = 0,
     generator = torch.Generator().manual_seed(seed)
     instances = _Instances.of(graph)
     batch, nr, nt = instances.H.shape
-    user_perm = within_instance_permutation(graph.num_users, nt, generator)
+    user_perm = within_instance_cycle(graph.num_users, nt, generator)
     instances.H = instances.H.gather(2, user_perm[:, None, :].expand(batch, nr, nt))
+    instances.user = instances.user.gather(1, user_perm)
     if instances.label is not None:
         instances.label = instances.label.gather(1, user_perm)
     antenna_perm = None
     if antennas:
-        antenna_perm = within_instance_permutation(graph.num_antennas, nr, generator)
+        antenna_perm = within_instance_cycle(graph.num_antennas, nr, generator)
         instances.H = instances.H.gather(1, antenna_perm[:, :, None].expand(batch, nr, nt))
         instances.y = instances.y.gather(1, antenna_perm)
-    return instances.graph(getattr(graph, "qam", None)), user_perm, antenna_perm
+        instances.antenna = instances.antenna.gather(1, antenna_perm)
+    return instances.graph(graph), user_perm, antenna_perm
 
 
 def _unpermute(graph: MIMOGraph, user_perm: Tensor, values: Tensor) -> Tensor:
@@ -210,13 +306,16 @@ def _default_atol(graph: MIMOGraph, atol: float | None) -> float:
     return DEFAULT_ATOL.get(graph[CHANNEL].h.dtype, DEFAULT_ATOL[torch.complex64])
 
 
-def _describe_user(graph: MIMOGraph, user: int) -> str:
-    b = int(graph.user_batch[user])
-    label = (f"instance {b} user {int(graph.user_index[user])} "
-             f"(Nt={int(graph.num_users[b])}, Nr={int(graph.num_antennas[b])}")
+def _describe_instance(graph: MIMOGraph, b: int, user: int | None = None) -> str:
+    label = f"instance {b}" + ("" if user is None else f" user {user}")
+    label += f" (Nt={int(graph.num_users[b])}, Nr={int(graph.num_antennas[b])}"
     if _has(graph, "snr_db"):
         label += f", SNR={float(graph.snr_db[b]):.1f} dB"
     return label + ")"
+
+
+def _describe_user(graph: MIMOGraph, user: int) -> str:
+    return _describe_instance(graph, int(graph.user_batch[user]), int(graph.user_index[user]))
 
 
 def _assert_probs_close(expected: Tensor, actual: Tensor, graph: MIMOGraph, users: Tensor, *,
@@ -258,11 +357,12 @@ def _name(detector: Detector) -> str:
 def assert_permutation_equivariant(detector: Detector, graph: MIMOGraph, seed: int = 0, *,
                                    permute_antennas: bool = False, atol: float | None = None,
                                    rtol: float = 0.0, max_mismatch: float = 0.0,
-                                   check_iterations: bool = True) -> None:
+                                   check_iterations: bool = True, randomise: bool = True) -> None:
     """Assert that relabelling users relabels the outputs the same way.
 
-    With ``P`` a permutation of the users of instance ``b`` (one drawn
-    independently per instance by :func:`permute_users`), the detector must
+    With ``P`` a permutation of the users of instance ``b`` (a random cycle
+    drawn independently per instance by :func:`permute_users`, so every user
+    of an instance with ``Nt ≥ 2`` moves), the detector must
     satisfy ``p(H P, y) = P⁻¹-reordered p(H, y)`` for the final symbol
     probabilities ``[N_u, M]`` and, with ``check_iterations``, for the
     probabilities after every iteration ``[T, N_u, M]``. With
@@ -279,25 +379,32 @@ def assert_permutation_equivariant(detector: Detector, graph: MIMOGraph, seed: i
         max_mismatch: fraction of users allowed to disagree (ties, see the
             module doc).
         check_iterations: also compare every iteration, not only the last.
+        randomise: also check the detector with its parameters randomised (module doc).
 
     Raises:
-        AssertionError: naming the users whose outputs differ.
+        AssertionError: naming the users whose outputs differ, or the instances on which the
+            detector raised.
     """
     permuted, user_perm, _ = permute_users(graph, seed, antennas=permute_antennas)
-    expected = _iteration_probs(_run(detector, graph))
-    actual = _unpermute(graph, user_perm, _iteration_probs(_run(detector, permuted)))
-    if not check_iterations:
-        expected, actual = expected[:, -1:], actual[:, -1:]
     what = "users and antennas" if permute_antennas else "users"
-    _assert_probs_close(
-        expected, actual, graph, torch.arange(expected.shape[0], device=expected.device),
-        atol=_default_atol(graph, atol), rtol=rtol, max_mismatch=max_mismatch,
-        failure=f"{_name(detector)} is not permutation equivariant (permuting {what}, seed={seed})")
+
+    def check(model: Detector, name: str) -> None:
+        expected = _iteration_probs(_run(model, graph, name))
+        actual = _unpermute(graph, user_perm, _iteration_probs(_run(model, permuted, name + f" (permuted {what})")))
+        if not check_iterations:
+            expected, actual = expected[:, -1:], actual[:, -1:]
+        _assert_probs_close(
+            expected, actual, graph, torch.arange(expected.shape[0], device=expected.device),
+            atol=_default_atol(graph, atol), rtol=rtol, max_mismatch=max_mismatch,
+            failure=f"{name} is not permutation equivariant (permuting {what}, seed={seed})")
+
+    _on_variants(detector, randomise, seed, check)
 
 
 def assert_batch_independent(detector: Detector, graph: MIMOGraph, seed: int = 0, *,
                              num_instances: int = 3, atol: float | None = None, rtol: float = 0.0,
-                             max_mismatch: float = 0.0, check_iterations: bool = True) -> None:
+                             max_mismatch: float = 0.0, check_iterations: bool = True,
+                             randomise: bool = True) -> None:
     """Assert that an instance's output does not depend on its batch-mates.
 
     The detector runs on ``graph`` (the reference), then
@@ -321,35 +428,52 @@ def assert_batch_independent(detector: Detector, graph: MIMOGraph, seed: int = 0
         graph: the batch to test on.
         seed: seeds the choices and the shuffle.
         num_instances: how many instances to run alone.
-        atol, rtol, max_mismatch, check_iterations: as in
+        atol, rtol, max_mismatch, check_iterations, randomise: as in
             :func:`assert_permutation_equivariant`.
 
     Raises:
-        AssertionError: naming the instances whose outputs change.
+        AssertionError: naming the instances whose outputs change, or those on which the
+            detector raised.
     """
     generator = torch.Generator().manual_seed(seed)
     device = graph.num_users.device
     batch, ptr = graph.num_instances, graph[USER].ptr
-    expected = _iteration_probs(_run(detector, graph))
-    if not check_iterations:
-        expected = expected[:, -1:]
     options = dict(atol=_default_atol(graph, atol), rtol=rtol, max_mismatch=max_mismatch)
-    name = _name(detector)
-
-    def compare(run: MIMOGraph, users: Tensor, keep: Tensor, failure: str) -> None:
-        """``users [N_u(run)]``: the node in ``graph`` of each user of ``run``; compare where ``keep``."""
-        actual = _iteration_probs(_run(detector, run))[:, -expected.shape[1]:]
-        _assert_probs_close(expected[users[keep]], actual[keep], graph, users[keep], **options,
-                            failure=failure)
-
     chosen = torch.randperm(batch, generator=generator)[:num_instances].to(device)
-    for b in chosen.tolist():
-        alone = graph.select(torch.tensor([b], device=device))
-        compare(alone, ptr[b] + alone.user_index, torch.ones_like(alone.user_index, dtype=torch.bool),
-                f"{name} is not batch independent: instance {b} run alone differs from the "
-                f"same instance in its batch of {batch}")
+    alone = [graph.select(torch.tensor([b], device=device)) for b in chosen.tolist()]
+    mixed, source = _mixed_batch(graph, chosen, detector.supports_mixed_antennas, generator)
+    originals = source[source >= 0].sort().values
+    instance = mixed.user_batch
 
-    # a different batch: chosen + a random subset of the rest + smaller and larger batch-mates
+    def check(model: Detector, name: str) -> None:
+        expected = _iteration_probs(_run(model, graph, name))
+        if not check_iterations:
+            expected = expected[:, -1:]
+
+        def compare(run: MIMOGraph, users: Tensor, keep: Tensor, failure: str) -> None:
+            """``users [N_u(run)]``: the node in ``graph`` of each user of ``run``; compare where ``keep``."""
+            actual = _iteration_probs(_run(model, run, name))[:, -expected.shape[1]:]
+            _assert_probs_close(expected[users[keep]], actual[keep], graph, users[keep], **options,
+                                failure=failure)
+
+        for b, single in zip(chosen.tolist(), alone):
+            compare(single, ptr[b] + single.user_index, torch.ones_like(single.user_index, dtype=torch.bool),
+                    f"{name} is not batch independent: instance {b} run alone differs from the "
+                    f"same instance in its batch of {batch}")
+        compare(mixed, ptr[source[instance].clamp(min=0)] + mixed.user_index, source[instance] >= 0,
+                f"{name} is not batch independent: instances {originals.tolist()} give different "
+                f"outputs in a shuffled batch of {source.numel()} with batch-mates of other sizes "
+                f"(instance order {source.tolist()} with -1 for new batch-mates, user counts "
+                f"{mixed.num_users.tolist()}, antenna counts {mixed.num_antennas.tolist()})")
+
+    _on_variants(detector, randomise, seed, check)
+
+
+def _mixed_batch(graph: MIMOGraph, chosen: Tensor, mixed_antennas: bool,
+                 generator: torch.Generator) -> tuple[MIMOGraph, Tensor]:
+    """The shuffled batch of :func:`assert_batch_independent` (its step 2), and ``[K]`` the
+    instance of ``graph`` each of its instances is, ``-1`` for a new batch-mate."""
+    device, batch = graph.num_users.device, graph.num_instances
     rest = torch.randperm(batch, generator=generator).to(device)
     rest = rest[~torch.isin(rest, chosen)]
     keep = int(torch.randint(int(chosen.numel() == 0), rest.numel() + 1, (), generator=generator))
@@ -358,19 +482,12 @@ def assert_batch_independent(detector: Detector, graph: MIMOGraph, seed: int = 0
     smaller = everything.take(torch.randint(0, batch, (max(1, batch // 2),), generator=generator).to(device))
     smaller.num_users = (smaller.num_users + 1) // 2
     parts = [everything.take(originals), smaller]
-    if detector.supports_mixed_antennas:
+    if mixed_antennas:
         pairs = torch.randint(0, batch, (2, max(1, batch // 4)), generator=generator).to(device)
         parts.append(_Instances.block_diagonal(everything.take(pairs[0]), everything.take(pairs[1])))
     source = torch.cat([originals, torch.full((sum(p.size for p in parts[1:]),), -1, device=device)])
     shuffle = torch.randperm(source.numel(), generator=generator).to(device)
-    mixed = _Instances.cat(parts).take(shuffle).graph(getattr(graph, "qam", None))
-    source = source[shuffle]
-    instance = mixed.user_batch
-    compare(mixed, ptr[source[instance].clamp(min=0)] + mixed.user_index, source[instance] >= 0,
-            f"{name} is not batch independent: instances {originals.tolist()} give different "
-            f"outputs in a shuffled batch of {source.numel()} with batch-mates of other sizes "
-            f"(instance order {source.tolist()} with -1 for new batch-mates, user counts "
-            f"{mixed.num_users.tolist()}, antenna counts {mixed.num_antennas.tolist()})")
+    return _Instances.cat(parts).take(shuffle).graph(graph), source[shuffle]
 
 
 def assert_well_formed(detection: Detection, graph: MIMOGraph, *, atol: float = 1e-4,
@@ -436,7 +553,7 @@ def assert_generalises_over_user_counts(detector: Detector, nr: int | tuple[int,
                                         channel: ChannelModel | None = None,
                                         snr_db: float | tuple[float, float] = (0.0, 30.0),
                                         batch_size: int = 8, seed: int = 0, precision: str = "single",
-                                        device: str | torch.device = "cpu") -> None:
+                                        device: str | torch.device = "cpu", randomise: bool = True) -> None:
     """Assert that the detector handles every user count of a range, alone and mixed.
 
     Samples ``batch_size`` instances for each ``Nt`` in ``nt_range``
@@ -453,18 +570,22 @@ def assert_generalises_over_user_counts(detector: Detector, nr: int | tuple[int,
         channel: the channel law (default i.i.d. Rayleigh).
         snr_db: a value or a per-instance range.
         batch_size, seed, precision, device: of the sampled batches.
+        randomise: as in :func:`assert_permutation_equivariant`.
 
     Raises:
-        AssertionError: naming the user count whose outputs are malformed.
+        AssertionError: naming the user count whose outputs are malformed, or on which the
+            detector raised.
     """
     low, high = nt_range
     sampler = MIMOSampler(nr=nr, nt=(low, high), qam=qam or detector.qam.order, snr_db=snr_db,
                           channel=channel or ChannelModel(), precision=precision, device=device)
     generator = sampler.generator(seed)
-    for nt in range(low, high + 1):
-        graph = sampler.sample(batch_size, generator, nt=nt)
-        assert_well_formed(_run(detector, graph), graph,
-                           context=f"{_name(detector)} with Nt={nt}, Nr={nr}")
-    graph = sampler.sample(2 * batch_size, generator)
-    assert_well_formed(_run(detector, graph), graph,
-                       context=f"{_name(detector)} on a batch mixing Nt in {low}..{high}, Nr={nr}")
+    graphs = {f"with Nt={nt}, Nr={nr}": sampler.sample(batch_size, generator, nt=nt)
+              for nt in range(low, high + 1)}
+    graphs[f"on a batch mixing Nt in {low}..{high}, Nr={nr}"] = sampler.sample(2 * batch_size, generator)
+
+    def check(model: Detector, name: str) -> None:
+        for where, graph in graphs.items():
+            assert_well_formed(_run(model, graph, f"{name} {where}"), graph, context=f"{name} {where}")
+
+    _on_variants(detector, randomise, seed, check)

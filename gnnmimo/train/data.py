@@ -9,8 +9,8 @@ uniformly on its ``Nt``'s range (:mod:`gnnmimo.train.config`).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric.data import Batch
 
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.sampling import MIMOSampler, sample_counts
@@ -66,19 +66,6 @@ def validation_set(config: TrainConfig, sampler: MIMOSampler,
 
 
 def concat_graphs(graphs: list[MIMOGraph]) -> MIMOGraph:
-    """One batch holding the instances of several batches, in order (labels and SNRs kept)."""
-    if len(graphs) == 1:
-        return graphs[0]
-    views = [g.dense() for g in graphs]
-    labels = [g.dense_labels(0) for g in graphs]
-    nr_max = max(v.H.shape[1] for v in views)
-    nt_max = max(v.H.shape[2] for v in views)
-    cat = lambda name: torch.cat([getattr(g, name) for g in graphs])
-    return MIMOGraph.from_dense(
-        torch.cat([F.pad(v.y, (0, nr_max - v.y.shape[1])) for v in views]),
-        torch.cat([F.pad(v.H, (0, nt_max - v.H.shape[2], 0, nr_max - v.H.shape[1])) for v in views]),
-        cat("noise_var"), cat("num_users"), cat("num_antennas"),
-        label=torch.cat([F.pad(label, (0, nt_max - label.shape[1])) for label in labels]),
-        snr_db=cat("snr_db"), qam=graphs[0].qam)
-
-
+    """One batch holding the instances of several batches, in order (every attribute kept): PyG's
+    collation, which a :class:`MIMOGraph` supports as a batch of its instances."""
+    return graphs[0] if len(graphs) == 1 else Batch.from_data_list(graphs)

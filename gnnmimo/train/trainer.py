@@ -191,8 +191,8 @@ class Trainer:
                                          self.config.ce_weight).item() * graph.num_instances
             instances += graph.num_instances
             nt = int(graph.num_users[0])
-            errors[nt] = errors.get(nt, 0) + int((logits[-1].argmax(-1) != graph[USER].label).sum())
-            symbols[nt] = symbols.get(nt, 0) + graph[USER].label.numel()
+            errors[nt] = errors.get(nt, 0) + int((logits[-1].argmax(-1) != graph[USER].y).sum())
+            symbols[nt] = symbols.get(nt, 0) + graph[USER].y.numel()
         return {"loss": total_loss / instances, "ser": {nt: errors[nt] / symbols[nt] for nt in errors}}
 
     def log_references(self, references: Mapping[str, Detector]) -> dict:
