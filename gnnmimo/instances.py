@@ -22,7 +22,7 @@ point the same nominal ``snr_db``.
 reads it with ``weights_only=True`` (no code runs) and checks everything before returning, so a
 bad file fails at once with :class:`InstancesFileError` naming it, never in the middle of a run.
 
-**Identity.** :meth:`InstanceSet.digest` is a SHA-256 of the content (every tensor's dtype, shape
+**Identity.** :attr:`InstanceSet.digest` is a SHA-256 of the content (every tensor's dtype, shape
 and bytes, the constellation and the channel): the same instances give the same digest whether
 they come from a file, from graphs in memory or from a copy of the file elsewhere, and any change
 to them gives another. Evaluation records store it, so ``--resume`` never mixes data sets.
@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Iterable, Iterator
 
 import torch
@@ -185,8 +186,10 @@ class InstanceSet:
         for chunk in self.point_instances(nt, snr_db).split(batch_size):
             yield self.graph(chunk)
 
+    @cached_property
     def digest(self) -> str:
-        """SHA-256 of the content (module doc), hexadecimal."""
+        """SHA-256 of the content (module doc), hexadecimal; computed once (a set's tensors are not
+        meant to change after it is built)."""
         digest = hashlib.sha256(json.dumps({"qam": self.qam.order, "channel": _channel_entry(self.channel)},
                                            sort_keys=True).encode())
         for name in TENSORS:
@@ -197,7 +200,7 @@ class InstanceSet:
 
     def provenance(self) -> dict:
         """What identifies these instances in an evaluation record (module doc)."""
-        return {"data": {"sha256": self.digest(), "instances": self.num_instances}}
+        return {"data": {"sha256": self.digest, "instances": self.num_instances}}
 
     def to(self, device: str | torch.device) -> "InstanceSet":
         """The same instances on ``device``."""

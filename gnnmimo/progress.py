@@ -4,7 +4,7 @@ On a terminal a tqdm bar redraws itself in place with carriage returns, ten time
 to a file (``make demo > log``, a job scheduler's output), the same bar leaves every redraw in the
 file: thousands of ``\\r``-separated copies on one line. :func:`progress_bar` gives the usual bar
 (``tqdm.auto``: a widget in notebooks) when the stream is a terminal, and otherwise
-:class:`LogLines`, which writes whole lines, at most one every :data:`LOG_INTERVAL` seconds, plus
+:class:`LogLines`, which writes whole lines, at most one every :data:`LOG_INTERVAL` seconds, and
 the final state when the bar closes.
 """
 from __future__ import annotations
@@ -21,13 +21,20 @@ LOG_INTERVAL = 30.0
 
 class LogLines(text_tqdm):
     """A tqdm bar for logs: each display is one ``\\n``-terminated line in ASCII, never a carriage
-    return; nothing is erased (tqdm's clearing is skipped) and closing writes the final state once.
-    Built by :func:`progress_bar` with ``mininterval`` and ``delay`` of :data:`LOG_INTERVAL`, so a
-    bar shorter than that writes its final line only."""
+    return, at most one per ``mininterval`` seconds (whatever asks for it: ``update``, ``set_postfix``,
+    ``refresh``); nothing is erased (tqdm's clearing is skipped) and closing writes the final state.
+    :func:`progress_bar` builds it with ``mininterval`` :data:`LOG_INTERVAL`, so a bar that lasts
+    less than that writes one line, its last."""
+
+    _closing = False
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
         if msg == "":  # tqdm erasing the bar (leave=False): a log keeps its lines
             return False
+        elapsed = self.format_dict["elapsed"]
+        if not self._closing and elapsed < getattr(self, "_line_at", 0.0) + self.mininterval:
+            return False
+        self._line_at = elapsed
         self.fp.write(f"{self if msg is None else msg}\n")
         self.fp.flush()
         return True
@@ -37,7 +44,7 @@ class LogLines(text_tqdm):
 
     def close(self) -> None:
         if not self.disable:
-            self.leave = False  # the final line is written here, not again by tqdm
+            self._closing, self.leave = True, False  # the final line is written here, not again by tqdm
             self.display()
         super().close()
 
@@ -59,4 +66,4 @@ def progress_bar(*, enabled: bool = True, file: TextIO | None = None, **options)
         return tqdm(disable=True, **options)
     if is_terminal(file):
         return tqdm(file=file, **options)
-    return LogLines(file=file, ascii=True, mininterval=LOG_INTERVAL, delay=LOG_INTERVAL, **options)
+    return LogLines(file=file, ascii=True, mininterval=LOG_INTERVAL, **options)
