@@ -66,4 +66,4 @@ def progress_bar(*, enabled: bool = True, file: TextIO | None = None, **options)
         return tqdm(disable=True, **options)
     if is_terminal(file):
         return tqdm(file=file, **options)
-    return LogLines(file=file, ascii=True, mininterval=LOG_INTERVAL, **options)
+    return LogLines(file=file, ascii=True, **{"mininterval": LOG_INTERVAL, **options})
