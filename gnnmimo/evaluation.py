@@ -66,7 +66,7 @@ import torch
 from scipy.stats import beta, binomtest, t as student_t
 from torch import Tensor
 
-from gnnmimo.batch_sources import SampledBatches, batch_source, point_seed  # noqa: F401 (point_seed: public here)
+from gnnmimo.batch_sources import SampledBatches, batch_source
 from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import differences, library_version
 from gnnmimo.detector import Detector
