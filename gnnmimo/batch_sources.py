@@ -25,11 +25,28 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import asdict
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Protocol
 
+from gnnmimo.channels import ChannelModel
+from gnnmimo.constellation import QAM
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.instances import InstanceSet
 from gnnmimo.sampling import MIMOSampler
+
+
+class BatchSource(Protocol):
+    """What the evaluator needs of a source of batches (module doc)."""
+
+    qam: QAM
+    nr_range: tuple[int, int]
+    channel: ChannelModel | str | None
+    channel_name: str
+
+    def points(self) -> list[tuple[int, float]] | None: ...
+
+    def batches(self, nt: int, snr_db: float, batch_size: int) -> Iterator[MIMOGraph]: ...
+
+    def provenance(self) -> dict: ...
 
 
 def point_seed(seed: int, nt: int, snr_db: float) -> int:
@@ -70,7 +87,7 @@ def stream_length(max_symbols: int, batch_size: int, nt: int) -> int:
     return math.ceil(max_symbols / (batch_size * nt))
 
 
-def batch_source(data: MIMOSampler | InstanceSet | Iterable[MIMOGraph], seed: int = 0):
+def batch_source(data: MIMOSampler | BatchSource | Iterable[MIMOGraph], seed: int = 0) -> BatchSource:
     """``data`` as a batch source (module doc): a sampler's stream seeded by ``seed``, a source as it
     is, or an iterable of :class:`MIMOGraph` batches gathered into an :class:`InstanceSet`."""
     if isinstance(data, MIMOSampler):

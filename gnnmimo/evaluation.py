@@ -66,12 +66,11 @@ import torch
 from scipy.stats import beta, binomtest, t as student_t
 from torch import Tensor
 
-from gnnmimo.batch_sources import SampledBatches, batch_source
+from gnnmimo.batch_sources import BatchSource, batch_source
 from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import differences, library_version
 from gnnmimo.detector import Detector
 from gnnmimo.graph import MIMOGraph
-from gnnmimo.instances import InstanceSet
 from gnnmimo.progress import progress_bar
 from gnnmimo.registry import class_path, registered_name
 from gnnmimo.sampling import MIMOSampler
@@ -200,7 +199,7 @@ def point_key(detector: str, nr: int, nt: int, qam: int, channel: str, snr_db: f
     return detector, int(nr), int(nt), int(qam), channel, round(float(snr_db), 6)
 
 
-def record_provenance(detector: Detector, source, *, target_errors: int, max_symbols: int, batch_size: int,
+def record_provenance(detector: Detector, source: BatchSource, *, target_errors: int, max_symbols: int, batch_size: int,
                       reference: str | None) -> dict:
     """What determines a record of ``detector`` besides its point (:func:`point_key`), as plain JSON data.
 
@@ -295,7 +294,7 @@ def _checked_points(nts: Iterable[int], snrs_db: Iterable[float], **counts: int)
     return [int(nt) for nt in nts], [float(snr) for snr in snrs_db]
 
 
-def planned_points(source, nts: Iterable[int] | None, snrs_db: Iterable[float] | None,
+def planned_points(source: BatchSource, nts: Iterable[int] | None, snrs_db: Iterable[float] | None,
                    **counts: int) -> list[tuple[int, float]]:
     """The ``(Nt, SNR)`` points of a run on ``source`` (after :func:`_checked_points`): every pair of
     ``nts × snrs_db`` for a source that draws any point (a sampler); for stored instances, the points
@@ -362,7 +361,7 @@ class OutsideTrainedSystemWarning(UserWarning):
     """A checkpoint's detector is evaluated outside the system it was trained on (module doc)."""
 
 
-def outside_trained_system(system: dict, sampler: MIMOSampler | SampledBatches | InstanceSet,
+def outside_trained_system(system: dict, sampler: MIMOSampler | BatchSource,
                            nts: list[int]) -> list[str]:
     """How evaluating the system of ``sampler`` (or of a batch source) at the user counts ``nts``
     leaves a trained ``system`` (``{"nr", "nt": [low, high], "channel": {...}}``, as checkpoints store
@@ -387,7 +386,7 @@ def _span(low: int, high: int) -> str:
 
 
 def warn_outside_trained_systems(detectors: Mapping[str, Detector],
-                                 sampler: MIMOSampler | SampledBatches | InstanceSet, nts: list[int]) -> None:
+                                 sampler: MIMOSampler | BatchSource, nts: list[int]) -> None:
     """One :class:`OutsideTrainedSystemWarning` per detector from a checkpoint evaluated outside its
     trained system (:func:`outside_trained_system`)."""
     for name, detector in detectors.items():
@@ -398,7 +397,7 @@ def warn_outside_trained_systems(detectors: Mapping[str, Detector],
                           OutsideTrainedSystemWarning, stacklevel=3)
 
 
-def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler | InstanceSet | Iterable[MIMOGraph],
+def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler | BatchSource | Iterable[MIMOGraph],
              nts: Iterable[int] | None = None, snrs_db: Iterable[float] | None = None,
              target_errors: int = 1000, max_symbols: int = 1_000_000,
              batch_size: int = 4096, seed: int = 0, previous: Iterable[PointResult] = (),
