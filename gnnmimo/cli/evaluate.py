@@ -32,10 +32,10 @@ import sys
 import warnings
 
 import zoo
+from gnnmimo.batch_sources import batch_source
 from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, apply_compute_arguments,
                                    channel_from_args, fraction, parse_int_list, parse_snr_list, positive_int)
 from gnnmimo.detector import Detector
-from gnnmimo.batch_sources import batch_source
 from gnnmimo.evaluation import ResumeMismatch, evaluate, planned_points
 from gnnmimo.files import atomic_write, check_writable
 from gnnmimo.instances import InstancesFileError, load_instances
