@@ -474,7 +474,7 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler | BatchSour
                     break
                 for name in running:
                     counters[name].add(detectors[name], graph)
-                bar.update(min(c.symbols for c in counters.values()) - bar.n)
+                bar.update(max(c.symbols for c in counters.values()) - bar.n)   # the detectors still running
                 bar.set_postfix(errors=min(c.symbol_errors for c in counters.values()))
         point = [_result(name, counters[name], nr, nt, source.qam.order, channel, snr, provenance[name])
                  for name in names]
