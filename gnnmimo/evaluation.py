@@ -1,11 +1,14 @@
 r"""Monte-Carlo SER/BER evaluation of several detectors on the same samples.
 
-For each user count ``Nt`` and SNR, batches are drawn from one seeded stream
-(the seed is derived from ``(seed, Nt, SNR)``, so a point is reproducible on
-its own and a resumed run draws the same samples). Every detector still
-running sees every batch; a detector stops at a point once it has made
-``target_errors`` symbol errors or seen ``max_symbols`` symbols, so all
-detectors are measured on a common prefix of the same sample stream.
+For each user count ``Nt`` and SNR, the batches come from a *batch source*
+(:mod:`gnnmimo.batch_sources`): a sampler's seeded stream (the seed is derived
+from ``(seed, Nt, SNR)``, so a point is reproducible on its own and a resumed
+run draws the same samples), or stored instances (your tensors or graphs, a
+file; :class:`~gnnmimo.instances.InstanceSet`), whose batches of a point end
+with its instances. Every detector still running sees every batch; a detector
+stops at a point once it has made ``target_errors`` symbol errors or seen
+``max_symbols`` symbols (or when the batches end), so all detectors are
+measured on a common prefix of the same batches.
 
 **Intervals** (95 % by default) are Clopper–Pearson intervals on the
 *effective* sample size of Korn & Graubard (1998). The symbols of one instance
@@ -34,8 +37,9 @@ intervals cannot resolve shows up there. From a single instance the interval
 is undefined (``None``, ``null`` in JSON).
 
 **Provenance.** Every record stores what determined it besides its point
-(:func:`record_provenance`: seed, stopping rule, batch size, precision, the
-detector's spec and checkpoint hash, …). Records of an earlier run passed as
+(:func:`record_provenance`: the source's identity — seed and sampler, or the
+SHA-256 of stored instances —, stopping rule, batch size, the detector's spec
+and checkpoint hash, …). Records of an earlier run passed as
 ``previous`` are reused only when their provenance equals this run's; a
 stored record of a planned point made otherwise raises :class:`ResumeMismatch`
 before any work.
@@ -54,7 +58,6 @@ import math
 import numbers
 import time
 import warnings
-import zlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Mapping
@@ -62,11 +65,13 @@ from typing import Callable, Iterable, Mapping
 import torch
 from scipy.stats import beta, binomtest, t as student_t
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from gnnmimo.batch_sources import BatchSource, batch_source
 from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import differences, library_version
 from gnnmimo.detector import Detector
+from gnnmimo.graph import MIMOGraph
+from gnnmimo.progress import progress_bar
 from gnnmimo.registry import class_path, registered_name
 from gnnmimo.sampling import MIMOSampler
 
@@ -194,19 +199,14 @@ def point_key(detector: str, nr: int, nt: int, qam: int, channel: str, snr_db: f
     return detector, int(nr), int(nt), int(qam), channel, round(float(snr_db), 6)
 
 
-def point_seed(seed: int, nt: int, snr_db: float) -> int:
-    """A stable per-point seed, independent of which other points run."""
-    return zlib.crc32(f"{seed}:{nt}:{snr_db:.6f}".encode())
-
-
-def record_provenance(detector: Detector, sampler: MIMOSampler, *, seed: int, target_errors: int,
-                      max_symbols: int, batch_size: int, reference: str | None) -> dict:
+def record_provenance(detector: Detector, source: BatchSource, *, target_errors: int, max_symbols: int, batch_size: int,
+                      reference: str | None) -> dict:
     """What determines a record of ``detector`` besides its point (:func:`point_key`), as plain JSON data.
 
-    * the sample stream: ``seed``; the sampler's ``precision``, antenna range ``nr`` and exact
-      ``channel``; the ``device`` *type*, since a CUDA generator draws another stream than the CPU one
-      (which GPU, and how many CPU threads, do not change the numbers: seeded runs are bit-identical
-      across thread counts);
+    * the batches: the ``source``'s provenance (:mod:`gnnmimo.batch_sources`): for a sampler's
+      stream ``seed``, ``precision``, ``nr``, ``channel`` and ``device`` type
+      (:meth:`~gnnmimo.batch_sources.SampledBatches.provenance`); for stored instances
+      ``data.sha256``, the digest of their content, and ``data.instances``;
     * where a point stops: ``target_errors``, ``max_symbols`` and ``batch_size`` (the stopping rule is
       checked after every batch);
     * the ``detector``: its registered name (or ``module:Class``), constellation and resolved options
@@ -218,10 +218,8 @@ def record_provenance(detector: Detector, sampler: MIMOSampler, *, seed: int, ta
     cls = type(detector)
     loaded = detector.checkpoint
     return _plain({
-        "library_version": library_version(),
-        "seed": seed, "target_errors": target_errors, "max_symbols": max_symbols, "batch_size": batch_size,
-        "precision": sampler.precision, "nr": sampler.nr_range, "channel": asdict(sampler.channel),
-        "device": sampler.device.type,
+        "library_version": library_version(), **source.provenance(),
+        "target_errors": target_errors, "max_symbols": max_symbols, "batch_size": batch_size,
         "detector": {"name": registered_name(cls) or class_path(cls), "qam": detector.qam.order,
                      "options": detector.hparams, "precision": detector.precision},
         "checkpoint": None if loaded is None else {"source": loaded.get("source", loaded.get("path")),
@@ -296,6 +294,33 @@ def _checked_points(nts: Iterable[int], snrs_db: Iterable[float], **counts: int)
     return [int(nt) for nt in nts], [float(snr) for snr in snrs_db]
 
 
+def planned_points(source: BatchSource, nts: Iterable[int] | None, snrs_db: Iterable[float] | None,
+                   **counts: int) -> list[tuple[int, float]]:
+    """The ``(Nt, SNR)`` points of a run on ``source`` (after :func:`_checked_points`): every pair of
+    ``nts × snrs_db`` for a source that draws any point (a sampler); for stored instances, the points
+    they hold whose Nt is in ``nts`` and SNR in ``snrs_db`` (each, where given).
+
+    Raises:
+        ValueError: when a sampler gets no ``nts`` or ``snrs_db``, or a given Nt or SNR selects none
+            of the stored points (the message lists them).
+    """
+    held = source.points()
+    if held is None:
+        if nts is None or snrs_db is None:
+            raise ValueError("nts and snrs_db are needed to evaluate on a sampler (it draws any point)")
+        nts, snrs_db = _checked_points(nts, snrs_db, **counts)
+        return [(nt, snr) for nt in nts for snr in snrs_db]
+    wanted_nts, wanted_snrs = _checked_points(nts or (), snrs_db or (), **counts)
+    wanted_snrs = [round(snr, 6) for snr in wanted_snrs]
+    unknown = ([f"Nt {nt}" for nt in wanted_nts if nt not in {p[0] for p in held}]
+               + [f"SNR {snr:g} dB" for snr in wanted_snrs if snr not in {round(p[1], 6) for p in held}])
+    if unknown:
+        raise ValueError(f"the instances hold no point at {', '.join(unknown)}; they hold (Nt, SNR dB) "
+                         f"{', '.join(f'({nt}, {snr:g})' for nt, snr in held)}")
+    return [(nt, snr) for nt, snr in held
+            if (not wanted_nts or nt in wanted_nts) and (not wanted_snrs or round(snr, 6) in wanted_snrs)]
+
+
 class _Counter:
     """Running error counts of one detector at one point."""
 
@@ -336,16 +361,18 @@ class OutsideTrainedSystemWarning(UserWarning):
     """A checkpoint's detector is evaluated outside the system it was trained on (module doc)."""
 
 
-def outside_trained_system(system: dict, sampler: MIMOSampler, nts: list[int]) -> list[str]:
-    """How evaluating ``sampler``'s system at the user counts ``nts`` leaves a trained ``system``
-    (``{"nr", "nt": [low, high], "channel": {...}}``, as checkpoints store it; absent keys are not
-    compared), one ``"Nr 16 (trained 8)"`` line per difference; empty inside it."""
+def outside_trained_system(system: dict, sampler: MIMOSampler | BatchSource,
+                           nts: list[int]) -> list[str]:
+    """How evaluating the system of ``sampler`` (or of a batch source) at the user counts ``nts``
+    leaves a trained ``system`` (``{"nr", "nt": [low, high], "channel": {...}}``, as checkpoints store
+    it; absent keys are not compared, nor is the channel of data whose channel law is not given),
+    one ``"Nr 16 (trained 8)"`` line per difference; empty inside it."""
     found = []
     if "nr" in system and sampler.nr_range != (system["nr"], system["nr"]):
         found.append(f"Nr {_span(*sampler.nr_range)} (trained {system['nr']})")
     if "nt" in system and (min(nts) < system["nt"][0] or max(nts) > system["nt"][1]):
         found.append(f"Nt {_span(min(nts), max(nts))} (trained {_span(*system['nt'])})")
-    if "channel" in system:
+    if "channel" in system and isinstance(sampler.channel, ChannelModel):
         trained, evaluated = ChannelModel(**system["channel"]), sampler.channel
         (low, high), (evaluated_low, evaluated_high) = trained.rho_range, evaluated.rho_range
         if (evaluated.kind != trained.kind or evaluated_low < low or evaluated_high > high
@@ -358,7 +385,8 @@ def _span(low: int, high: int) -> str:
     return f"{low}" if low == high else f"{low}…{high}"
 
 
-def warn_outside_trained_systems(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: list[int]) -> None:
+def warn_outside_trained_systems(detectors: Mapping[str, Detector],
+                                 sampler: MIMOSampler | BatchSource, nts: list[int]) -> None:
     """One :class:`OutsideTrainedSystemWarning` per detector from a checkpoint evaluated outside its
     trained system (:func:`outside_trained_system`)."""
     for name, detector in detectors.items():
@@ -369,21 +397,27 @@ def warn_outside_trained_systems(detectors: Mapping[str, Detector], sampler: MIM
                           OutsideTrainedSystemWarning, stacklevel=3)
 
 
-def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Iterable[int],
-             snrs_db: Iterable[float], target_errors: int = 1000, max_symbols: int = 1_000_000,
+def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler | BatchSource | Iterable[MIMOGraph],
+             nts: Iterable[int] | None = None, snrs_db: Iterable[float] | None = None,
+             target_errors: int = 1000, max_symbols: int = 1_000_000,
              batch_size: int = 4096, seed: int = 0, previous: Iterable[PointResult] = (),
              on_point: Callable[[list[PointResult]], None] = lambda results: None,
              progress: bool = True, reference: str | None = None) -> list[PointResult]:
     """Measure SER/BER of ``detectors`` for every ``Nt`` in ``nts`` and SNR in ``snrs_db``.
 
     Args:
-        detectors: name → detector; all must use the sampler's constellation.
-        sampler: draws the instances (its ``nt``/``snr_db`` ranges are overridden per point).
-        nts, snrs_db: user counts (integers >= 1) and SNRs (finite, dB).
+        detectors: name → detector; all must use the constellation of the batches.
+        sampler: where the batches come from (:func:`~gnnmimo.batch_sources.batch_source`): a
+            :class:`MIMOSampler` (its ``nt``/``snr_db`` ranges are overridden per point), stored
+            instances (:class:`~gnnmimo.instances.InstanceSet`, e.g. read by
+            :func:`~gnnmimo.instances.load_instances`), or an iterable of :class:`MIMOGraph`
+            batches carrying labels, ``snr_db`` and ``qam`` (grouped into points by Nt and SNR).
+        nts, snrs_db: user counts (integers >= 1) and SNRs (finite, dB): every pair is a point. For
+            stored instances they select among the points the instances hold (default: all).
         target_errors: a detector stops at a point after this many symbol errors …
-        max_symbols: … or after this many symbols.
-        batch_size: instances per batch.
-        seed: base seed of the sample streams.
+        max_symbols: … or after this many symbols (or when stored instances run out).
+        batch_size: instances per batch (stored instances are cut into batches of this size).
+        seed: base seed of the sample streams (a sampler only).
         previous: records of an earlier run (to resume it): a point whose record is there with this
             run's provenance is not run again; one with another provenance, or none, raises
             :class:`ResumeMismatch` before any work (:func:`reusable_keys`).
@@ -403,57 +437,57 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
         OutsideTrainedSystemWarning: once per detector from a checkpoint whose trained system
             the evaluated one leaves (module doc).
     """
-    nts, snrs_db = _checked_points(nts, snrs_db, target_errors=target_errors, max_symbols=max_symbols,
-                                   batch_size=batch_size)
+    source = batch_source(sampler, seed)
+    points = planned_points(source, nts, snrs_db, target_errors=target_errors, max_symbols=max_symbols,
+                            batch_size=batch_size)
     for name, detector in detectors.items():
-        if detector.qam != sampler.qam:
-            raise ValueError(f"detector {name!r} decides on {detector.qam} but samples are {sampler.qam}")
+        if detector.qam != source.qam:
+            raise ValueError(f"detector {name!r} decides on {detector.qam} but samples are {source.qam}")
     if reference is not None and reference not in detectors:
         raise ValueError(f"the paired reference {reference!r} is not among the detectors {list(detectors)}")
-    warn_outside_trained_systems(detectors, sampler, nts)
-    nr = sampler.nr_range[1]
-    channel = sampler.channel.describe()
+    warn_outside_trained_systems(detectors, source, sorted({nt for nt, _ in points}))
+    nr = source.nr_range[1]
+    channel = source.channel_name
 
     def key(name: str, nt: int, snr: float) -> tuple:
-        return point_key(name, nr, nt, sampler.qam.order, channel, snr)
+        return point_key(name, nr, nt, source.qam.order, channel, snr)
 
-    provenance = {name: record_provenance(detector, sampler, seed=seed, target_errors=target_errors,
+    provenance = {name: record_provenance(detector, source, target_errors=target_errors,
                                           max_symbols=max_symbols, batch_size=batch_size, reference=reference)
                   for name, detector in detectors.items()}
-    done = reusable_keys(previous, {key(name, nt, snr): name for name in detectors for nt in nts for snr in snrs_db},
+    done = reusable_keys(previous, {key(name, nt, snr): name for name in detectors for nt, snr in points},
                          provenance)
     results = []
-    for nt in nts:
-        for snr in snrs_db:
-            names = [n for n in detectors if key(n, nt, snr) not in done]
-            if not names:
-                continue
-            counters = {name: _Counter() for name in names}
-            generator = sampler.generator(point_seed(seed, nt, snr))
-            bar = tqdm(total=max_symbols, desc=f"Nt={nt} SNR={snr:g} dB", unit="sym",
-                       disable=not progress, leave=False)
-            with bar:
-                while True:
-                    running = [n for n in names if not counters[n].done(target_errors, max_symbols)]
-                    if not running:
-                        break
-                    graph = sampler.sample(batch_size, generator, snr_db=snr, nt=nt)
-                    for name in running:
-                        counters[name].add(detectors[name], graph)
-                    bar.update(min(c.symbols for c in counters.values()) - bar.n)
-                    bar.set_postfix(errors=min(c.symbol_errors for c in counters.values()))
-            point = [_result(name, counters[name], nr, nt, sampler.qam.order, channel, snr, provenance[name])
-                     for name in names]
-            if reference in counters:
-                reference_errors = counters[reference].errors_per_instance()
-                for record in point:
-                    if record.detector != reference:
-                        errors = counters[record.detector].errors_per_instance()
-                        common = min(errors.numel(), reference_errors.numel())
-                        record.paired = paired_comparison(errors[:common], reference_errors[:common], nt,
-                                                          reference)
-            results += point
-            on_point(point)
+    for nt, snr in points:
+        names = [n for n in detectors if key(n, nt, snr) not in done]
+        if not names:
+            continue
+        counters = {name: _Counter() for name in names}
+        batches = source.batches(nt, snr, batch_size)
+        bar = progress_bar(enabled=progress, total=max_symbols, desc=f"Nt={nt} SNR={snr:g} dB", unit="sym",
+                           leave=False)
+        with bar:
+            while True:
+                running = [n for n in names if not counters[n].done(target_errors, max_symbols)]
+                graph = next(batches, None) if running else None
+                if graph is None:   # every detector stopped, or stored instances ran out
+                    break
+                for name in running:
+                    counters[name].add(detectors[name], graph)
+                bar.update(max(c.symbols for c in counters.values()) - bar.n)   # the detectors still running
+                bar.set_postfix(errors=min(c.symbol_errors for c in counters.values()))
+        point = [_result(name, counters[name], nr, nt, source.qam.order, channel, snr, provenance[name])
+                 for name in names]
+        if reference in counters:
+            reference_errors = counters[reference].errors_per_instance()
+            for record in point:
+                if record.detector != reference:
+                    errors = counters[record.detector].errors_per_instance()
+                    common = min(errors.numel(), reference_errors.numel())
+                    record.paired = paired_comparison(errors[:common], reference_errors[:common], nt,
+                                                      reference)
+        results += point
+        on_point(point)
     return results
 
 

@@ -16,11 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     ("core", ["gnnmimo.constellation", "gnnmimo.channels", "gnnmimo.graph", "gnnmimo.sampling", "gnnmimo.ops",
               "gnnmimo.linalg", "gnnmimo.equalization", "gnnmimo.tree_search", "gnnmimo.files",
-              "gnnmimo.precision"]),
+              "gnnmimo.precision", "gnnmimo.instances", "gnnmimo.progress"]),
     ("blocks and detectors", ["gnnmimo.blocks", "gnnmimo.detector", "gnnmimo.registry", "gnnmimo.losses",
                               "gnnmimo.checkpoint"]),
     ("zoo", ["zoo"]),
-    ("training and evaluation", ["gnnmimo.train", "gnnmimo.evaluation", "gnnmimo.report", "gnnmimo.testing"]),
+    ("training and evaluation", ["gnnmimo.train", "gnnmimo.batch_sources", "gnnmimo.evaluation", "gnnmimo.report", "gnnmimo.testing"]),
     ("command line", ["gnnmimo.cli", "gnnmimo.__main__"]),
 ]
 #: the package root re-exports core and detector names only

@@ -2,6 +2,7 @@
 
 * ``gnnmimo evaluate`` (:mod:`gnnmimo.cli.evaluate`): SER/BER of detectors on the same samples;
 * ``gnnmimo train`` (:mod:`gnnmimo.cli.train`): train a learned detector;
+* ``gnnmimo sample`` (:mod:`gnnmimo.cli.sample`): write the instances ``evaluate`` would draw to a file;
 * ``gnnmimo list``: the registered detectors.
 
 ``gnnmimo --plugin MODULE COMMAND …`` (repeatable) imports a module that
@@ -17,6 +18,7 @@ import torch
 
 import zoo  # noqa: F401  (registers the zoo's detectors before any command looks one up)
 from gnnmimo.cli.evaluate import add_evaluate_parser
+from gnnmimo.cli.sample import add_sample_parser
 from gnnmimo.cli.train import add_train_parser
 from gnnmimo.registry import import_plugins, list_detectors
 
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(required=True, metavar="COMMAND")
     add_evaluate_parser(subparsers)
     add_train_parser(subparsers)
+    add_sample_parser(subparsers)
     subparsers.add_parser("list", help="registered detectors").set_defaults(main=list_main)
     return parser
 

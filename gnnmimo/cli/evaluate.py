@@ -18,6 +18,11 @@ candidates per instance, ``sdr`` beyond 16 users; :meth:`Detector.excessive_work
 ``--allow-slow``. ``--resume`` reuses a stored record only when everything that
 determined it (seed, stopping rule, batch size, precision, detector options,
 checkpoint content, …; :func:`gnnmimo.evaluation.record_provenance`) matches.
+
+``--data FILE`` evaluates on stored instances instead of sampled ones (an instances file,
+docs/instances.md, e.g. written by ``gnnmimo sample``): the file gives the system (Nr, Nt, SNR,
+constellation, channel), ``--nt``/``--snr`` select among its points (default: all), and records
+carry the SHA-256 of its content, so ``--resume`` never mixes data sets.
 """
 from __future__ import annotations
 
@@ -27,11 +32,13 @@ import sys
 import warnings
 
 import zoo
+from gnnmimo.batch_sources import batch_source
 from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, apply_compute_arguments,
                                    channel_from_args, fraction, parse_int_list, parse_snr_list, positive_int)
 from gnnmimo.detector import Detector
-from gnnmimo.evaluation import ResumeMismatch, evaluate
+from gnnmimo.evaluation import ResumeMismatch, evaluate, planned_points
 from gnnmimo.files import atomic_write, check_writable
+from gnnmimo.instances import InstancesFileError, load_instances
 from gnnmimo.registry import create_from_spec, parse_options
 from gnnmimo.report import load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
 from gnnmimo.sampling import MIMOSampler
@@ -45,13 +52,10 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH_OR_NAME[:opt=val,…]",
                         help="a trained detector checkpoint, or the name of a pretrained one (repeatable); "
                              "options that keep its weights, e.g. NAME:double=True")
-    parser.add_argument("--nr", type=positive_int, required=True, help="receive antennas")
-    parser.add_argument("--nt", type=parse_int_list, required=True, help="users: N, LOW:HIGH or N1,N2")
-    parser.add_argument("--snr", type=parse_snr_list, required=True, help="SNRs in dB")
-    add_channel_arguments(parser)
+    parser.add_argument("--data", metavar="FILE",
+                        help="evaluate on the instances of this file (docs/instances.md) instead of sampled ones")
+    add_stream_arguments(parser, "(with --data: select among the file's points)")
     parser.add_argument("--target-errors", type=positive_int, default=1000)
-    parser.add_argument("--max-symbols", type=positive_int, default=1_000_000)
-    parser.add_argument("--batch-size", type=positive_int, default=2048, help="instances per batch")
     parser.add_argument("--json", help="write the records here (updated after every point)")
     parser.add_argument("--markdown", help="write a markdown table here")
     parser.add_argument("--plot", help="write a PNG plot (log SER vs SNR) here")
@@ -67,6 +71,49 @@ def add_evaluate_parser(subparsers) -> None:
                         help="run even where a detector estimates far too much work (ml, sdr at large Nt)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(main=evaluate_main)
+
+
+def add_stream_arguments(parser: argparse.ArgumentParser, selection: str = "") -> None:
+    """The options that define a sampled stream, shared by ``evaluate`` and ``sample``: the system,
+    the points, the per-point budget and the batch size (which together fix the batches drawn)."""
+    parser.add_argument("--nr", type=positive_int, help="receive antennas")
+    parser.add_argument("--nt", type=parse_int_list, help=f"users: N, LOW:HIGH or N1,N2 {selection}")
+    parser.add_argument("--snr", type=parse_snr_list, help=f"SNRs in dB {selection}")
+    add_channel_arguments(parser)
+    parser.set_defaults(qam=None)  # 16 for sampled data; with --data, the file's
+    parser.add_argument("--max-symbols", type=positive_int, default=1_000_000)
+    parser.add_argument("--batch-size", type=positive_int, default=2048, help="instances per batch")
+
+
+def sampler_from_args(args: argparse.Namespace) -> MIMOSampler:
+    """The sampler of ``--nr``, ``--nt``, ``--snr`` and the channel options (``error:`` when one of the
+    first three is missing)."""
+    missing = [f"--{name}" for name in ("nr", "nt", "snr") if getattr(args, name) is None]
+    if missing:
+        raise SystemExit(f"error: {', '.join(missing)} required (or --data FILE for stored instances)"
+                         if hasattr(args, "data") else f"error: {', '.join(missing)} required")
+    args.qam = args.qam or 16
+    return MIMOSampler(args.nr, max(args.nt), args.qam, channel=channel_from_args(args),
+                       precision=PRECISION_CHOICES[args.precision][0], device=args.device)
+
+
+def instances_from_args(args: argparse.Namespace):
+    """The instances of ``--data`` on ``--device``; ``error:`` for a bad file or for options that
+    describe sampled data (the file gives the system)."""
+    sampled_only = [option for option, given in (("--nr", args.nr is not None), ("--channel", args.channel != "iid"),
+                                                 ("--rho", args.rho is not None), ("--csi-error", args.csi_error != 0))
+                    if given]
+    if sampled_only:
+        raise SystemExit(f"error: {', '.join(sampled_only)} describe sampled data; with --data the file gives "
+                         "the system (select its points with --nt and --snr)")
+    try:
+        data = load_instances(args.data, device=args.device)
+    except (InstancesFileError, FileNotFoundError) as error:
+        raise SystemExit(f"error: {error}") from None
+    if args.qam not in (None, data.qam.order):
+        raise SystemExit(f"error: --qam {args.qam}, but the instances of {args.data} are {data.qam.order}-QAM")
+    args.qam = data.qam.order
+    return data
 
 
 def load_checkpoint_spec(spec: str) -> tuple[str, Detector]:
@@ -151,13 +198,16 @@ def print_warning(message, category, filename, lineno, file=None, line=None) -> 
 def evaluate_main(args: argparse.Namespace) -> int:
     check_outputs(args)
     previous = previous_records(args)
+    source = instances_from_args(args) if args.data else sampler_from_args(args)
     detectors = build_detectors(args)
     if args.paired_with is not None and args.paired_with not in detectors:
         raise SystemExit(f"error: --paired-with {args.paired_with!r} names none of the detectors {list(detectors)}")
-    check_work(detectors, args.nr, args.nt, args.allow_slow)
+    try:
+        points = planned_points(batch_source(source), args.nt, args.snr)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    check_work(detectors, source.nr_range[1], sorted({nt for nt, _ in points}), args.allow_slow)
     apply_compute_arguments(args, detectors.values())
-    sampler = MIMOSampler(args.nr, max(args.nt), args.qam, channel=channel_from_args(args),
-                          precision=PRECISION_CHOICES[args.precision][0], device=args.device)
     results = list(previous)
 
     def save(point):
@@ -168,7 +218,7 @@ def evaluate_main(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():   # e.g. a checkpoint outside its trained system, before any point
             warnings.showwarning = print_warning
-            evaluate(detectors, sampler, args.nt, args.snr, args.target_errors, args.max_symbols,
+            evaluate(detectors, source, args.nt, args.snr, args.target_errors, args.max_symbols,
                      args.batch_size, args.seed, previous=previous, on_point=save,
                      progress=not args.no_progress, reference=args.paired_with)
     except ResumeMismatch as error:

@@ -43,6 +43,7 @@ from gnnmimo.detector import Detector
 from gnnmimo.files import check_writable
 from gnnmimo.graph import USER, MIMOGraph
 from gnnmimo.losses import detection_loss, training_loss
+from gnnmimo.progress import progress_bar
 from gnnmimo.sampling import MIMOSampler
 from gnnmimo.train.config import FIELDS_ADDED_LATER, RESUMABLE_FIELDS, TrainConfig
 from gnnmimo.train.data import sample_minibatch, snr_table, validation_set
@@ -212,8 +213,8 @@ class Trainer:
         c = self.config
         checkpoint_every = c.checkpoint_every or c.eval_every
         self._stop_requested = False
-        with _stop_on_signals(self), tqdm(total=c.steps, initial=self.step, disable=not self.progress,
-                                         desc=f"train {c.detector}", dynamic_ncols=True) as bar:
+        with _stop_on_signals(self), progress_bar(enabled=self.progress, total=c.steps, initial=self.step,
+                                                 desc=f"train {c.detector}", dynamic_ncols=True) as bar:
             while self.step < c.steps and not self._stop_requested:
                 tick = time.perf_counter()
                 loss = self.train_step()
