@@ -27,6 +27,7 @@ import itertools
 import torch
 
 import zoo
+from gnnmimo.allocator import keep_freed_memory
 from gnnmimo.blocks.gnn import MESSAGES, PairwiseMRFGNN
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.losses import detection_loss
@@ -110,6 +111,7 @@ def main() -> None:
     parser.add_argument("--skip-massive", action="store_true", help="leave out 64×32 (the slow part)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as the command line does; ours and the peers alike
     torch.set_flush_denormal(True)            # as the CLI does (docs/training.md §6)
     print(f"{torch.get_num_threads()} thread(s), 16-QAM, best of {args.repeat} alternating calls\n")
     if not args.skip_massive:

@@ -137,3 +137,15 @@ def test_a_compiled_detector_gives_the_eager_numbers_on_mixed_user_counts():
     for seed in (0, 1):
         graph = sample_batch(nr=4, nt=(1, 4), qam=4, size=24, seed=seed)
         torch.testing.assert_close(compiled.detect(graph).logits, eager.detect(graph).logits)
+
+
+def test_freed_memory_is_kept_in_the_process_on_glibc():
+    """The command line's allocator setting takes effect where glibc is the C library (this project's
+    Linux machines), and is harmless to repeat."""
+    import platform
+
+    from gnnmimo.allocator import keep_freed_memory
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    assert keep_freed_memory() is True
+    assert keep_freed_memory() is True

@@ -17,6 +17,7 @@ import argparse
 import torch
 
 import zoo  # noqa: F401  (registers the zoo's detectors before any command looks one up)
+from gnnmimo.allocator import keep_freed_memory
 from gnnmimo.cli.evaluate import add_evaluate_parser
 from gnnmimo.cli.sample import add_sample_parser
 from gnnmimo.cli.train import add_train_parser
@@ -43,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run a command. Subnormal floats (the probabilities of far constellation points, tiny
     variances) are flushed to zero meanwhile: on CPU they slow training and detection
-    markedly (docs/training.md §6) and carry no information."""
+    markedly (docs/training.md §6) and carry no information. Freed memory stays in the process
+    (:func:`gnnmimo.allocator.keep_freed_memory`)."""
     args = build_parser().parse_args(argv)
     try:
         import_plugins(args.plugin)
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: {error}") from None
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
+    keep_freed_memory()
     torch.set_flush_denormal(True)
     try:
         return args.main(args)
