@@ -87,6 +87,19 @@ def active_autocast() -> tuple[str, ...]:
     return tuple(kind for kind in AUTOCAST_DEVICE_TYPES if torch.is_autocast_enabled(kind))
 
 
+def autocast_input(x: Tensor) -> Tensor:
+    """``x`` in the autocast dtype of its device when a region is active there, else as it is.
+
+    Autocast casts a product's input at every product and caches only the casts of parameters: an
+    activation that feeds several products (attention's query, key and value) is cast once here
+    instead of once per product.
+    """
+    kind = x.device.type
+    if not torch.is_autocast_enabled(kind) or not x.is_floating_point():
+        return x
+    return x.to(torch.get_autocast_dtype(kind))
+
+
 def full_precision(device_types: tuple[str, ...]) -> contextlib.AbstractContextManager:
     """Switch autocast off on ``device_types`` (for the numerically delicate parts)."""
     stack = contextlib.ExitStack()

@@ -34,6 +34,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import add_self_loops, softmax
 
 from gnnmimo.graph import USER, MIMOGraph
+from gnnmimo.precision import autocast_input
 
 
 class _Projections:
@@ -83,7 +84,7 @@ class GraphSelfAttention(_Projections, MessagePassing):
     def forward(self, graph: MIMOGraph, x: Tensor) -> tuple[Tensor, Tensor]:
         num_users = graph[USER].num_nodes
         edge_index, _ = add_self_loops(graph.user_edges()[0], num_nodes=num_users)
-        query, key, value = self._split(x)
+        query, key, value = self._split(autocast_input(x))
         out = self.propagate(edge_index, query=query, key=key, value=value, size=(num_users, num_users))
         alpha, self._alpha = self._alpha, None
         source, target = edge_index
@@ -111,7 +112,7 @@ class DenseSelfAttention(_Projections, nn.Module):
 
     def forward(self, graph: MIMOGraph, x: Tensor) -> tuple[Tensor, Tensor]:
         mask = graph.user_mask()                                          # [B, Nt]
-        query, key, value = (t.transpose(1, 2) for t in self._split(graph.users_to_dense(x)))
+        query, key, value = (t.transpose(1, 2) for t in self._split(graph.users_to_dense(autocast_input(x))))
         score = (query @ key.transpose(-1, -2)) * self.scale              # [B, H, Nt, Nt]
         score = score.masked_fill(~mask[:, None, None, :], float("-inf"))
         alpha = score.softmax(-1)
