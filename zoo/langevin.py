@@ -131,6 +131,10 @@ class AnnealedLangevin(Detector):
         self.step_size, self.temperature, self.start = float(step_size), float(temperature), start
         self.seed, self.clip = seed, float(clip)
 
+    @property
+    def soft_output(self) -> str:
+        return f"max-log over the {self.trajectories} trajectories, clipped at -{self.clip:g}"
+
     def noise_levels(self) -> Tensor:
         """``[L]`` float64 annealing standard deviations ``σ_1 … σ_L``, geometric."""
         return torch.logspace(math.log10(self.sigma_first), math.log10(self.sigma_last), self.levels,
