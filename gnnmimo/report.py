@@ -107,6 +107,19 @@ def _p_value(p: float) -> str:
     return f"{p:.2g}" if p > 0 else "< 1e-300"  # below double precision
 
 
+def coded_table(results: list[PointResult]) -> str:
+    """One row per coded record: ``BLER [95 % CI] (block errors/blocks)``, coded BER, the soft output."""
+    lines = ["| detector | Nr | Nt | QAM | channel | SNR (dB) | Eb/N0 (dB) | code | BLER [95 % CI] (errors/blocks) | "
+             "coded BER [95 % CI] | soft output |", "|---" * 11 + "|"]
+    for r in sorted((r for r in results if r.coded is not None), key=lambda r: (r.nt, r.snr_db, r.detector)):
+        c = r.coded
+        ebno = "" if r.ebno_db is None else f"{r.ebno_db:g}"
+        lines.append(f"| {r.detector} | {r.nr} | {r.nt} | {r.qam} | {r.channel} | {r.snr_db:.4g} | {ebno} | {c.code} | "
+                     f"{c.bler:.3g} [{c.bler_ci_low:.2g}, {c.bler_ci_high:.2g}] ({c.block_errors}/{c.blocks}) | "
+                     f"{c.coded_ber:.3g} [{c.coded_ber_ci_low:.2g}, {c.coded_ber_ci_high:.2g}] | {c.soft_output} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot_ser(results: list[PointResult], path: str | os.PathLike) -> None:
     """Log-SER versus SNR, one panel per Nt, one curve per detector, 95 % CI bars."""
     import matplotlib

@@ -7,12 +7,14 @@ import pytest
 import torch
 
 import zoo
+from gnnmimo.cli import main as cli_main
 from gnnmimo.evaluation import PointResult, clustered_interval, evaluate
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.link import CodedLink, LDPC5GCode, parse_code, snr_db_of_ebno_db
 from gnnmimo.constellation import QAM
 from gnnmimo.sampling import MIMOSampler
-from helpers import sample_batch, sionna_module
+from gnnmimo.report import load_json
+from helpers import TINY_EVALUATE, sample_batch, sionna_module
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -103,3 +105,21 @@ def test_lmmse_decodes_like_sionnas_linear_detector_and_ldpc_chain(sionna_ldpc):
     low, high = clustered_interval(int(theirs.sum()), theirs.numel(), users.shape[0], int(theirs.sum(-1).square().sum()))
     assert low <= ours.bit_errors / ours.bits <= high, (ours, int(theirs.sum()))
     assert abs(ours.block_errors - their_block_errors) <= 2, (ours.block_errors, their_block_errors)
+
+
+def test_the_command_line_runs_a_coded_evaluation_and_checks_its_arguments(sionna_ldpc, tmp_path, capsys):
+    argv = TINY_EVALUATE + ["--code", "ldpc5g:k=128,n=256", "--target-block-errors", "2", "--json",
+                            str(tmp_path / "coded.json")]
+    assert cli_main(argv) == 0
+    assert "| mmse | 4 | 2 | 4 | iid | 5 |  | ldpc5g:k=128,n=256,iterations=20 |" in capsys.readouterr().out
+    records = load_json(tmp_path / "coded.json")
+    assert all(r.coded.blocks >= 1 and r.coded.code == "ldpc5g:k=128,n=256,iterations=20" for r in records)
+    ebno = [a for a in TINY_EVALUATE if a != "--snr" and a != "0,5"] + ["--ebno", "2", "--code", "ldpc5g:k=128,n=256"]
+    assert cli_main(ebno) == 0
+    for extra, message in [(["--ebno", "2"], "exactly one of --snr and --ebno"),
+                           (["--target-block-errors", "3"], "--target-block-errors needs --code")]:
+        with pytest.raises(SystemExit, match=message):
+            cli_main(TINY_EVALUATE + extra)
+    with pytest.raises(SystemExit):
+        cli_main(TINY_EVALUATE + ["--code", "ldpc5g:k=128"])
+    assert "needs k and n" in capsys.readouterr().err

@@ -18,6 +18,11 @@ candidates per instance, ``sdr`` beyond 16 users; :meth:`Detector.excessive_work
 ``--allow-slow``. ``--resume`` reuses a stored record only when everything that
 determined it (seed, stopping rule, batch size, precision, detector options,
 checkpoint content, …; :func:`gnnmimo.evaluation.record_provenance`) matches.
+
+Coded link (:mod:`gnnmimo.link`): ``--code ldpc5g:k=512,n=1024[,iterations=20]`` puts Sionna's 5G
+LDPC code blocks on every user's stream and adds coded BER and BLER to the records;
+``--target-block-errors N`` stops a point on block errors; ``--ebno 0:1:6`` replaces ``--snr`` by
+Eb/N0 values (dB), converted per ``Nt`` with the code rate.
 """
 from __future__ import annotations
 
@@ -32,8 +37,9 @@ from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, app
 from gnnmimo.detector import Detector
 from gnnmimo.evaluation import ResumeMismatch, evaluate
 from gnnmimo.files import atomic_write, check_writable
+from gnnmimo.link import parse_code
 from gnnmimo.registry import create_from_spec, parse_options
-from gnnmimo.report import load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
+from gnnmimo.report import coded_table, load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
 from gnnmimo.sampling import MIMOSampler
 
 
@@ -47,7 +53,8 @@ def add_evaluate_parser(subparsers) -> None:
                              "options that keep its weights, e.g. NAME:double=True")
     parser.add_argument("--nr", type=positive_int, required=True, help="receive antennas")
     parser.add_argument("--nt", type=parse_int_list, required=True, help="users: N, LOW:HIGH or N1,N2")
-    parser.add_argument("--snr", type=parse_snr_list, required=True, help="SNRs in dB")
+    parser.add_argument("--snr", type=parse_snr_list, help="SNRs in dB (or --ebno)")
+    add_code_arguments(parser)
     add_channel_arguments(parser)
     parser.add_argument("--target-errors", type=positive_int, default=1000)
     parser.add_argument("--max-symbols", type=positive_int, default=1_000_000)
@@ -67,6 +74,30 @@ def add_evaluate_parser(subparsers) -> None:
                         help="run even where a detector estimates far too much work (ml, sdr at large Nt)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(main=evaluate_main)
+
+
+def add_code_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--ebno``, ``--code``, ``--target-block-errors`` (module doc)."""
+    def code(text: str):
+        try:
+            return parse_code(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    group = parser.add_argument_group("coded link")
+    group.add_argument("--ebno", type=parse_snr_list, help="Eb/N0 values in dB, instead of --snr")
+    group.add_argument("--code", type=code, metavar="ldpc5g:k=K,n=N[,iterations=I]",
+                       help="5G LDPC code blocks per user stream (Sionna); adds coded BER and BLER")
+    group.add_argument("--target-block-errors", type=positive_int,
+                       help="with --code: stop a point after this many block errors (or --max-symbols)")
+
+
+def check_code_arguments(args: argparse.Namespace) -> None:
+    """Exactly one of ``--snr`` and ``--ebno``; ``--target-block-errors`` only with ``--code``."""
+    if (args.snr is None) == (args.ebno is None):
+        raise SystemExit("error: give the x-axis as exactly one of --snr and --ebno")
+    if args.target_block_errors is not None and args.code is None:
+        raise SystemExit("error: --target-block-errors needs --code")
 
 
 def load_checkpoint_spec(spec: str) -> tuple[str, Detector]:
@@ -149,6 +180,7 @@ def print_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def evaluate_main(args: argparse.Namespace) -> int:
+    check_code_arguments(args)
     check_outputs(args)
     previous = previous_records(args)
     detectors = build_detectors(args)
@@ -168,9 +200,10 @@ def evaluate_main(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():   # e.g. a checkpoint outside its trained system, before any point
             warnings.showwarning = print_warning
-            evaluate(detectors, sampler, args.nt, args.snr, args.target_errors, args.max_symbols,
-                     args.batch_size, args.seed, previous=previous, on_point=save,
-                     progress=not args.no_progress, reference=args.paired_with)
+            evaluate(detectors, sampler, args.nt, args.snr if args.ebno is None else args.ebno, args.target_errors,
+                     args.max_symbols, args.batch_size, args.seed, previous=previous, on_point=save,
+                     progress=not args.no_progress, reference=args.paired_with, code=args.code,
+                     target_block_errors=args.target_block_errors, ebno=args.ebno is not None)
     except ResumeMismatch as error:
         raise SystemExit(f"error: cannot resume from {args.json}: {error}\n"
                          "Use another --json for this run, or --overwrite to replace the file.") from None
@@ -181,6 +214,8 @@ def evaluate_main(args: argparse.Namespace) -> int:
     table = markdown_table(results) + "\n" + snr_at_ser_table(results, args.ser_target)
     if args.paired_with:
         table += "\n" + paired_table(results)
+    if args.code:
+        table += "\n" + coded_table(results)
     print(table)
     if args.markdown:
         atomic_write(args.markdown, lambda handle: handle.write(table.encode()))
