@@ -120,10 +120,17 @@ class ChannelModel:
         scale = num_antennas.to(h.real.dtype).rsqrt()[:, None, None]
         mask = block_mask(num_antennas, num_users, nr_max, nt_max)
         h = h * scale * mask
-        if not self.csi_error:
-            return h, h
-        error = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-        return h, h + error * (scale * self.csi_error ** 0.5) * mask
+        return h, with_estimation_error(h, scale, mask, self.csi_error, generator)
+
+
+def with_estimation_error(h: Tensor, scale: Tensor, mask: Tensor, csi_error: float,
+                          generator: torch.Generator | None = None) -> Tensor:
+    """``Ĥ = H + E``, ``E`` i.i.d. ``CN(0, ε² scale²)`` inside each instance's block (``mask``), with
+    ``scale = 1/√Nr_b`` ``[B, 1, 1]``; ``h`` itself when ``csi_error`` (``ε²``) is 0."""
+    if not csi_error:
+        return h
+    error = torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+    return h + error * (scale * csi_error ** 0.5) * mask
 
 
 def block_mask(num_antennas: Tensor, num_users: Tensor, nr_max: int, nt_max: int) -> Tensor:
