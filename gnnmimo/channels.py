@@ -92,7 +92,7 @@ class ChannelModel:
         return label
 
     def sample(self, num_antennas: Tensor, num_users: Tensor, generator: torch.Generator | None = None,
-               dtype: torch.dtype = torch.complex64) -> tuple[Tensor, Tensor]:
+               dtype: torch.dtype = torch.complex64, noise_var: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Draw true and estimated channels.
 
         Args:
@@ -100,6 +100,9 @@ class ChannelModel:
             num_users: ``[B]`` transmitters ``Nt_b`` per instance.
             generator: the random stream (on the device of the outputs).
             dtype: ``torch.complex64`` or ``torch.complex128``.
+            noise_var: ``[B]`` σ² of the instances: not used here (the additive error has a fixed
+                ``ε²``), but by channels whose estimates come from noisy pilots
+                (:class:`gnnmimo.tr38901.TR38901Channel`).
 
         Returns:
             ``(H, H_hat)``, each ``[B, Nr_max, Nt_max]``, zero outside each

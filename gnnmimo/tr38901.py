@@ -25,6 +25,15 @@ resource element and antenna, averaged over the grid; we scale by ``1/√Nr_b`` 
 **Mixed sizes.** Every drop is drawn with ``Nt_max`` users and ``Nr_max`` antennas; an instance with
 fewer keeps the first ``Nt_b`` users and ``Nr_b`` antennas (the others are dropped, zero-padded).
 
+**Channel estimation** (``estimation="ls"``). Every user sends orthogonal pilots on OFDM symbols
+``pilot_symbols`` (Sionna's ``KroneckerPilotPattern``: user ``j`` on every ``Nt``-th subcarrier of
+them), received through the drop's channel with the instances' noise (``ApplyOFDMChannel``); Sionna's
+``LSChannelEstimator`` estimates the channel at the pilots and interpolates it linearly over the grid,
+and the detectors see that estimate ``Ĥ`` at every resource element (the pilots' resource elements
+are counted as data instances too: the pilot overhead is not modelled). The estimation-error
+variance Sionna reports is not carried into the batch yet: the detectors treat ``Ĥ`` as exact, with
+the instance's σ².
+
 **Reproducibility.** Sionna draws from its own global generators (and partly from NumPy's global
 one); each call seeds them (``sionna.phy.config.seed``, NumPy's restored afterwards) from the
 caller's stream, so a seeded sampler gives the same channels.
@@ -43,6 +52,8 @@ from torch import Tensor
 from gnnmimo.channels import block_mask, with_estimation_error
 
 SCENARIOS = ("umi", "uma", "rma")
+#: the channel estimators (``None``: the detector sees the channel, up to ``csi_error``)
+ESTIMATORS = (None, "ls")
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,10 @@ class TR38901Channel:
         speed: every user's speed, m/s (default 3, pedestrian).
         subcarriers, ofdm_symbols: the grid of one drop (default 48 × 14: four PRBs, one slot).
         subcarrier_spacing: Hz (default 30 kHz).
-        csi_error: ``ε²``, an additive estimation error on top (as :class:`ChannelModel`'s).
+        csi_error: ``ε²``, an additive estimation error (as :class:`ChannelModel`'s).
+        estimation: ``None`` (the detector sees ``H``, up to ``csi_error``) or ``"ls"`` (pilots and
+            Sionna's LS estimator, module doc).
+        pilot_symbols: the OFDM symbols carrying pilots (default 2 and 11).
     """
 
     kind: str = "umi"
@@ -67,6 +81,8 @@ class TR38901Channel:
     ofdm_symbols: int = 14
     subcarrier_spacing: float = 30e3
     csi_error: float = 0.0
+    estimation: str | None = None
+    pilot_symbols: tuple[int, ...] = (2, 11)
 
     def __post_init__(self):
         if self.kind not in SCENARIOS:
@@ -81,6 +97,13 @@ class TR38901Channel:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not 0.0 <= self.csi_error < math.inf:
             raise ValueError(f"csi_error (ε²) must be a finite number >= 0, got {self.csi_error}")
+        if self.estimation not in ESTIMATORS:
+            raise ValueError(f"unknown channel estimation {self.estimation!r}; use one of {ESTIMATORS}")
+        if self.estimation and self.csi_error:
+            raise ValueError("give either estimation (pilots) or csi_error (an additive error), not both")
+        if self.estimation and (not self.pilot_symbols
+                                or any(not 0 <= t < self.ofdm_symbols for t in self.pilot_symbols)):
+            raise ValueError(f"pilot_symbols must be OFDM symbols in [0, {self.ofdm_symbols}), got {self.pilot_symbols}")
 
     @property
     def rho_range(self) -> tuple[float, float]:
@@ -94,12 +117,14 @@ class TR38901Channel:
     def describe(self) -> str:
         """A short label such as ``umi(3.5GHz,3m/s)``."""
         label = f"{self.kind}({self.carrier_frequency / 1e9:g}GHz,{self.speed:g}m/s)"
-        return label + (f"+csi({self.csi_error:g})" if self.csi_error else "")
+        return label + (f"+csi({self.csi_error:g})" if self.csi_error else "") + (
+            f"+{self.estimation}" if self.estimation else "")
 
     def sample(self, num_antennas: Tensor, num_users: Tensor, generator: torch.Generator | None = None,
-               dtype: torch.dtype = torch.complex64) -> tuple[Tensor, Tensor]:
+               dtype: torch.dtype = torch.complex64, noise_var: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Draw true and estimated channels, ``(H, H_hat)``, each ``[B, Nr_max, Nt_max]`` (as
-        :meth:`ChannelModel.sample <gnnmimo.channels.ChannelModel.sample>`)."""
+        :meth:`ChannelModel.sample <gnnmimo.channels.ChannelModel.sample>`); ``noise_var [B]``, the
+        instances' σ², is needed with ``estimation``."""
         import sionna.phy
         from sionna.phy.channel import cir_to_ofdm_channel, gen_single_sector_topology, subcarrier_frequencies
 
@@ -115,12 +140,44 @@ class TR38901Channel:
                                                            max_ut_velocity=self.speed, device=str(device)))
             a, tau = model(self.ofdm_symbols, self.subcarrier_spacing)
         frequencies = subcarrier_frequencies(self.subcarriers, self.subcarrier_spacing, device=str(device))
-        h = cir_to_ofdm_channel(frequencies, a, tau, normalize=True)      # [D, 1, Nr, Nt, 1, T, F]
-        h = h[:, 0, :, :, 0].permute(0, 3, 4, 1, 2).reshape(-1, nr_max, nt_max)[:batch].to(dtype)
+        grid = cir_to_ofdm_channel(frequencies, a, tau, normalize=True)   # [D, 1, Nr, Nt, 1, T, F]
+        scale = num_antennas.to(grid.real.dtype).rsqrt()[:, None, None]
         mask = block_mask(num_antennas, num_users, nr_max, nt_max)
-        scale = num_antennas.to(h.real.dtype).rsqrt()[:, None, None]
-        h = h * scale * mask
-        return h, with_estimation_error(h, scale, mask, self.csi_error, generator)
+
+        def instances(grid: Tensor) -> Tensor:
+            """``[D, 1, Nr, Nt, 1, T, F]`` → ``[B, Nr, Nt]`` (module doc), scaled and masked."""
+            h = grid[:, 0, :, :, 0].permute(0, 3, 4, 1, 2).reshape(-1, nr_max, nt_max)[:batch]
+            return h.to(dtype) * scale.to(h.real.dtype) * mask
+
+        h = instances(grid)
+        if self.estimation is None:
+            return h, with_estimation_error(h, scale, mask, self.csi_error, generator)
+        if noise_var is None:
+            raise ValueError("TR38901Channel with estimation needs the instances' noise_var")
+        return h, instances(self._ls_estimate(grid, noise_var * num_antennas, nt_max, str(device)))
+
+    def _ls_estimate(self, grid: Tensor, noise_var: Tensor, users: int, device: str) -> Tensor:
+        """Sionna's LS estimate of the unit-energy response ``grid [D, 1, Nr, Nt, 1, T, F]`` from pilots
+        received with noise ``noise_var [B]`` per instance (on that scale: ``σ² Nr_b``)."""
+        from sionna.phy.channel import ApplyOFDMChannel
+        from sionna.phy.ofdm import LSChannelEstimator, ResourceGridMapper
+
+        if self.subcarriers % users:
+            raise ValueError(f"orthogonal pilots for {users} users need a multiple of {users} subcarriers, "
+                             f"got {self.subcarriers}")
+        resource_grid = _resource_grid(self.ofdm_symbols, self.subcarriers, self.subcarrier_spacing, users,
+                                       self.pilot_symbols, device)
+        drops = grid.shape[0]
+        no = torch.nn.functional.pad(noise_var, (0, drops * self.instances_per_drop - noise_var.numel()),
+                                     value=float(noise_var[-1]))
+        no = no.to(grid.real.dtype).view(drops, 1, 1, self.ofdm_symbols, self.subcarriers)
+        silent = torch.zeros(drops, users, 1, resource_grid.num_data_symbols, dtype=grid.dtype, device=grid.device)
+        received = ApplyOFDMChannel(add_awgn=True, device=device)(ResourceGridMapper(resource_grid, device=device)(silent),
+                                                                  grid, no)
+        # the LS estimate does not depend on the noise variance given to it (only its error variance does)
+        estimate, _ = LSChannelEstimator(resource_grid, interpolation_type="lin", device=device)(
+            received, no.mean((-2, -1)))
+        return estimate
 
 
 @contextlib.contextmanager
@@ -133,6 +190,17 @@ def _numpy_seeded(seed: int):
         yield
     finally:
         np.random.set_state(state)
+
+
+@functools.lru_cache(maxsize=8)
+def _resource_grid(ofdm_symbols: int, subcarriers: int, spacing: float, users: int, pilot_symbols: tuple[int, ...],
+                   device: str):
+    """Sionna's resource grid with Kronecker (orthogonal) pilots of ``users`` on ``pilot_symbols``."""
+    from sionna.phy.ofdm import ResourceGrid
+
+    return ResourceGrid(num_ofdm_symbols=ofdm_symbols, fft_size=subcarriers, subcarrier_spacing=spacing,
+                        num_tx=users, num_streams_per_tx=1, pilot_pattern="kronecker",
+                        pilot_ofdm_symbol_indices=list(pilot_symbols), device=device)
 
 
 @functools.lru_cache(maxsize=8)

@@ -3,6 +3,7 @@ sizes, seeded draws, correlation inside a drop, the command line, and a coded ru
 import pytest
 import torch
 
+import zoo
 from gnnmimo.cli import main as cli_main
 from gnnmimo.sampling import MIMOSampler
 from gnnmimo.tr38901 import TR38901Channel
@@ -46,7 +47,29 @@ def test_the_resource_elements_of_a_drop_are_correlated_in_frequency():
     assert (iid[1:] * iid[:-1].conj()).sum().abs() / iid[:-1].abs().square().sum() < 0.3
 
 
+def test_ls_estimates_from_pilots_err_by_the_noise_and_cost_the_detector():
+    counts = torch.full((672,), 16), torch.full((672,), 4)
+    errors = []
+    for snr_db in (5.0, 15.0):
+        noise_var = torch.full((672,), 4 / (16 * 10 ** (snr_db / 10)))
+        H, H_hat = TR38901Channel("umi", estimation="ls").sample(*counts, torch.Generator().manual_seed(4),
+                                                                   noise_var=noise_var)
+        assert torch.equal(H, TR38901Channel("umi").sample(*counts, torch.Generator().manual_seed(4))[0])
+        errors.append(float((H_hat - H).abs().square().mean() / noise_var[0]))
+    # LS at a pilot errs by σ²/|p|² per entry of H (|p|² = 4: each of 4 users on a quarter of the pilot
+    # subcarriers); the linear interpolation between pilots averages some of it away; so does any SNR
+    assert 0.1 < errors[0] < 0.25 and errors[1] == pytest.approx(errors[0], rel=0.3)
+    sampler = MIMOSampler(16, 4, 16, snr_db=10.0, channel=TR38901Channel("umi", estimation="ls"))
+    graph = sampler.sample(672, sampler.generator(0))
+    perfect = MIMOSampler(16, 4, 16, snr_db=10.0, channel=TR38901Channel("umi")).sample(672, sampler.generator(0))
+    ser = lambda g: float((zoo.create("mmse", 16).detect(g).hard != g["user"].label).float().mean())
+    assert ser(graph) > 2 * ser(perfect)
+
+
 @pytest.mark.parametrize("options, message", [(dict(kind="cdl-a"), "unknown 3GPP scenario"),
+                                              (dict(estimation="lmmse"), "unknown channel estimation"),
+                                              (dict(estimation="ls", csi_error=0.1), "not both"),
+                                              (dict(estimation="ls", pilot_symbols=(14,)), "pilot_symbols must be"),
                                               (dict(speed=-1.0), "speed must be"),
                                               (dict(subcarriers=0), "subcarriers must be a positive integer"),
                                               (dict(carrier_frequency=0.0), "carrier_frequency must be > 0")])
@@ -57,10 +80,12 @@ def test_bad_options_are_refused(options, message):
 
 def test_the_command_line_evaluates_coded_umi_and_checks_its_options(capsys):
     argv = with_option(with_option(TINY_EVALUATE, "--nr", "8"), "--snr", "10")
-    assert cli_main(argv + ["--channel", "umi", "--speed", "10", "--code", "ldpc5g:k=128,n=256"]) == 0
-    assert "umi(3.5GHz,10m/s)" in capsys.readouterr().out
+    assert cli_main(argv + ["--channel", "umi", "--speed", "10", "--code", "ldpc5g:k=128,n=256",
+                            "--channel-estimation", "ls"]) == 0
+    assert "umi(3.5GHz,10m/s)+ls" in capsys.readouterr().out
     for extra, message in [(["--channel", "umi", "--rho", "0.5"], "--rho does not apply to the 3GPP channel umi"),
                            (["--speed", "3"], "--speed only applies to the 3GPP channels"),
+                           (["--channel-estimation", "ls"], "--channel-estimation only applies to the 3GPP"),
                            (["--channel", "rma", "--carrier-frequency", "0"], "carrier_frequency must be > 0")]:
         with pytest.raises(SystemExit, match=message):
             cli_main(argv + extra)
