@@ -60,7 +60,9 @@ are masked out of ``z``. Cost per instance: ``O(L S R (2Nt)²)`` plus one ``2Nt 
 eigen-decomposition.
 
 **Reproducibility.** ``seed`` draws every call from a fresh generator seeded so (the same batch
-gives the same output); without it the global torch stream is used. ``temperature=0`` with
+gives the same output; batches of one shape reuse the same starts and noise, which leaves
+Monte-Carlo estimates over independent instances unbiased); without it the global torch stream is
+used. ``temperature=0`` with
 ``start="zero"`` makes the detector deterministic (annealed gradient ascent on the smoothed
 posterior), which is how the property checks (batch independence, permutation equivariance) test
 the dynamics exactly.
