@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> list:
     torch.set_num_threads(1)
     channel = TR38901Channel("umi", estimation=None if args.estimation == "none" else args.estimation)
     sampler = MIMOSampler(NR, NT, QAM, channel=channel)
-    ebno_db = [-8.0, -6.0] if args.quick else [-9.0, -8.0, -7.0, -6.0, -5.0, -4.0, -3.0]
+    ebno_db = [-8.0, -6.0] if args.quick else [-6.0, -5.0, -4.0, -3.0, -2.0, -1.0]
     budget = dict(target_block_errors=2, max_symbols=3 * 256 * NT) if args.quick else \
         dict(target_block_errors=50, max_symbols=100 * 256 * NT)
     results = evaluate(detectors(args.quick), sampler, [NT], ebno_db, target_errors=10 ** 12, batch_size=1344,
