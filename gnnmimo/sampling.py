@@ -74,7 +74,7 @@ class MIMOSampler:
         qam: constellation order or :class:`QAM`.
         snr_db: per-instance SNR in dB (docs/conventions.md §3), a value or a range
             ``(low, high)`` drawn uniformly per instance.
-        channel: the :class:`ChannelModel`.
+        channel: the :class:`ChannelModel`, or a 3GPP :class:`~gnnmimo.tr38901.TR38901Channel`.
         nt_distribution: ``"uniform"`` or ``"triangular"`` (mode at the upper end).
         precision: ``"single"`` (complex64) or ``"double"`` (complex128).
         device: where the tensors are built.
