@@ -124,7 +124,7 @@ class InstanceSet:
         if not graphs:
             raise ValueError("graphs is empty: give at least one MIMOGraph")
         orders = {getattr(g, "qam", None) for g in graphs}
-        missing = [name for name, absent in (("label", any("label" not in g["user"] for g in graphs)),
+        missing = [name for name, absent in (("label", any("y" not in g["user"] for g in graphs)),
                                              ("snr_db", any("snr_db" not in g for g in graphs)),
                                              ("qam", None in orders)) if absent]
         if missing:
@@ -146,6 +146,11 @@ class InstanceSet:
     @property
     def num_instances(self) -> int:
         return self.H.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        """Where the instances are (and a coded link decodes them)."""
+        return self.H.device
 
     @property
     def nr_range(self) -> tuple[int, int]:
