@@ -4,7 +4,8 @@
 of a *batch source*, and stops a point by its rule (``target_errors`` / ``max_symbols``) or when
 the source's batches of that point end. A source has
 
-* ``qam`` (:class:`~gnnmimo.constellation.QAM`), ``nr_range`` (smallest, largest Nr),
+* ``qam`` (:class:`~gnnmimo.constellation.QAM`), ``device`` (where its batches are), ``nr_range``
+  (smallest, largest Nr),
   ``channel`` (a :class:`~gnnmimo.channels.ChannelModel` to compare with a checkpoint's trained
   system, or ``None``/a label when unknown) and ``channel_name`` (what records call it);
 * ``points()``: the points it holds, or ``None`` when it can draw any;
@@ -27,6 +28,8 @@ import zlib
 from dataclasses import asdict
 from typing import Iterable, Iterator, Protocol
 
+import torch
+
 from gnnmimo.channels import ChannelModel
 from gnnmimo.constellation import QAM
 from gnnmimo.graph import MIMOGraph
@@ -38,6 +41,7 @@ class BatchSource(Protocol):
     """What the evaluator needs of a source of batches (module doc)."""
 
     qam: QAM
+    device: torch.device
     nr_range: tuple[int, int]
     channel: ChannelModel | str | None
     channel_name: str
@@ -61,6 +65,7 @@ class SampledBatches:
     def __init__(self, sampler: MIMOSampler, seed: int = 0):
         self.sampler, self.seed = sampler, seed
         self.qam, self.nr_range, self.channel = sampler.qam, sampler.nr_range, sampler.channel
+        self.device = sampler.device
         self.channel_name = sampler.channel.describe()
 
     def points(self) -> None:

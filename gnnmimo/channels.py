@@ -92,7 +92,7 @@ class ChannelModel:
         return label
 
     def sample(self, num_antennas: Tensor, num_users: Tensor, generator: torch.Generator | None = None,
-               dtype: torch.dtype = torch.complex64) -> tuple[Tensor, Tensor]:
+               dtype: torch.dtype = torch.complex64, noise_var: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Draw true and estimated channels.
 
         Args:
@@ -100,6 +100,9 @@ class ChannelModel:
             num_users: ``[B]`` transmitters ``Nt_b`` per instance.
             generator: the random stream (on the device of the outputs).
             dtype: ``torch.complex64`` or ``torch.complex128``.
+            noise_var: ``[B]`` σ² of the instances: not used here (the additive error has a fixed
+                ``ε²``), but by channels whose estimates come from noisy pilots
+                (:class:`gnnmimo.tr38901.TR38901Channel`).
 
         Returns:
             ``(H, H_hat)``, each ``[B, Nr_max, Nt_max]``, zero outside each
@@ -120,10 +123,17 @@ class ChannelModel:
         scale = num_antennas.to(h.real.dtype).rsqrt()[:, None, None]
         mask = block_mask(num_antennas, num_users, nr_max, nt_max)
         h = h * scale * mask
-        if not self.csi_error:
-            return h, h
-        error = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-        return h, h + error * (scale * self.csi_error ** 0.5) * mask
+        return h, with_estimation_error(h, scale, mask, self.csi_error, generator)
+
+
+def with_estimation_error(h: Tensor, scale: Tensor, mask: Tensor, csi_error: float,
+                          generator: torch.Generator | None = None) -> Tensor:
+    """``Ĥ = H + E``, ``E`` i.i.d. ``CN(0, ε² scale²)`` inside each instance's block (``mask``), with
+    ``scale = 1/√Nr_b`` ``[B, 1, 1]``; ``h`` itself when ``csi_error`` (``ε²``) is 0."""
+    if not csi_error:
+        return h
+    error = torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+    return h + error * (scale * csi_error ** 0.5) * mask
 
 
 def block_mask(num_antennas: Tensor, num_users: Tensor, nr_max: int, nt_max: int) -> Tensor:

@@ -241,6 +241,13 @@ class Detector(nn.Module):
         """Return ``[T, N_u, M]`` logits after each iteration."""
         raise NotImplementedError
 
+    @property
+    def soft_output(self) -> str:
+        """What its logits (and so its bit LLRs) are, for the records of coded evaluations:
+        ``"app"`` (the default: a posterior, LLRs by exact log-sum-exp over it), or how they are
+        approximated (max-log over a candidate list, clipped at a floor)."""
+        return "app"
+
     def excessive_work(self, nr: int, nt: int) -> str | None:
         """Why detecting ``Nr × Nt`` instances would take far longer than a user can expect — a
         sentence with a work estimate, e.g. ``"ml at Nt=16, 16-QAM searches 16^16 = 1.8e+19

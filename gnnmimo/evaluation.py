@@ -66,11 +66,12 @@ import torch
 from scipy.stats import beta, binomtest, t as student_t
 from torch import Tensor
 
-from gnnmimo.batch_sources import BatchSource, batch_source
+from gnnmimo.batch_sources import BatchSource, batch_source, point_seed
 from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import differences, library_version
 from gnnmimo.detector import Detector
 from gnnmimo.graph import MIMOGraph
+from gnnmimo.link import CodedCounts, CodedLink, CodedResult, LDPC5GCode, snr_db_of_ebno_db
 from gnnmimo.progress import progress_bar
 from gnnmimo.registry import class_path, registered_name
 from gnnmimo.sampling import MIMOSampler
@@ -153,7 +154,9 @@ class PointResult:
 
     ``instances`` and the sums of squared per-instance error counts are the
     statistics of the intervals (0 in records written before they were kept);
-    ``paired`` compares the detector with the run's reference detector;
+    ``paired`` compares the detector with the run's reference detector; ``coded`` holds the coded
+    BER and BLER of a coded run (:mod:`gnnmimo.link`), ``ebno_db`` the point's Eb/N0 when the run's
+    axis is Eb/N0;
     ``provenance`` is what determined the record besides its :attr:`key`
     (:func:`record_provenance`; ``None`` in records written before it was kept,
     which a resumed run cannot verify and so refuses).
@@ -181,10 +184,14 @@ class PointResult:
     bit_error_squares: int = 0
     paired: PairedComparison | None = None
     provenance: dict | None = None
+    coded: CodedResult | None = None
+    ebno_db: float | None = None
 
     def __post_init__(self):
         if isinstance(self.paired, dict):  # read back from JSON
             self.paired = PairedComparison(**self.paired)
+        if isinstance(self.coded, dict):
+            self.coded = CodedResult(**self.coded)
 
     @property
     def key(self) -> tuple:
@@ -200,7 +207,8 @@ def point_key(detector: str, nr: int, nt: int, qam: int, channel: str, snr_db: f
 
 
 def record_provenance(detector: Detector, source: BatchSource, *, target_errors: int, max_symbols: int, batch_size: int,
-                      reference: str | None) -> dict:
+                      reference: str | None, code: LDPC5GCode | None = None, target_block_errors: int | None = None,
+                      seed: int = 0) -> dict:
     """What determines a record of ``detector`` besides its point (:func:`point_key`), as plain JSON data.
 
     * the batches: the ``source``'s provenance (:mod:`gnnmimo.batch_sources`): for a sampler's
@@ -213,12 +221,16 @@ def record_provenance(detector: Detector, source: BatchSource, *, target_errors:
       (:attr:`~gnnmimo.detector.Detector.hparams`) and compute ``precision``
       (:attr:`~gnnmimo.detector.Detector.precision`); for a detector loaded from a ``checkpoint``, the path
       or pretrained name it was loaded by (``source``) and the ``sha256`` of the file's content;
-    * the paired ``reference`` and the ``library_version``.
+    * the paired ``reference`` and the ``library_version``;
+    * in a coded run, the ``code``, ``target_block_errors`` and the ``seed`` of the information bits
+      (absent otherwise; a sampler's stream names the same seed).
     """
     cls = type(detector)
     loaded = detector.checkpoint
+    coded = ({} if code is None else
+             {"code": code.spec, "target_block_errors": target_block_errors, "seed": seed})
     return _plain({
-        "library_version": library_version(), **source.provenance(),
+        **coded, "library_version": library_version(), **source.provenance(),
         "target_errors": target_errors, "max_symbols": max_symbols, "batch_size": batch_size,
         "detector": {"name": registered_name(cls) or class_path(cls), "qam": detector.qam.order,
                      "options": detector.hparams, "precision": detector.precision},
@@ -330,7 +342,8 @@ class _Counter:
         self.seconds = 0.0
         self.errors_by_batch: list[Tensor] = []  # symbol errors per instance, for paired comparisons
 
-    def add(self, detector: Detector, graph) -> None:
+    def add(self, detector: Detector, graph):
+        """Detect ``graph`` and count; returns the detection."""
         start = time.perf_counter()
         detection = detector.detect(graph)
         hard = detection.hard
@@ -349,6 +362,7 @@ class _Counter:
         self.bit_errors += bit_errors
         self.symbol_error_squares += symbol_squares
         self.bit_error_squares += bit_squares
+        return detection
 
     def done(self, target_errors: int, max_symbols: int) -> bool:
         return self.symbol_errors >= target_errors or self.symbols >= max_symbols
@@ -402,7 +416,8 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler | BatchSour
              target_errors: int = 1000, max_symbols: int = 1_000_000,
              batch_size: int = 4096, seed: int = 0, previous: Iterable[PointResult] = (),
              on_point: Callable[[list[PointResult]], None] = lambda results: None,
-             progress: bool = True, reference: str | None = None) -> list[PointResult]:
+             progress: bool = True, reference: str | None = None, code: LDPC5GCode | None = None,
+             target_block_errors: int | None = None, ebno: bool = False) -> list[PointResult]:
     """Measure SER/BER of ``detectors`` for every ``Nt`` in ``nts`` and SNR in ``snrs_db``.
 
     Args:
@@ -426,6 +441,12 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler | BatchSour
         reference: the name of one of ``detectors``; every other detector's
             records then carry a :class:`PairedComparison` with it, on the
             instances both saw (points where it ran).
+        code: a channel code: the records then carry the coded BER and BLER
+            (:class:`~gnnmimo.link.CodedResult`; layout, scrambling and LLRs: :mod:`gnnmimo.link`).
+        target_block_errors: in a coded run, stop a detector at a point after this many block
+            errors (or ``max_symbols``) instead of ``target_errors`` symbol errors.
+        ebno: read ``snrs_db`` as Eb/N0 values (dB) and convert them per ``Nt``
+            (:func:`~gnnmimo.link.snr_db_of_ebno_db`, the code's rate or 1 uncoded).
 
     Returns:
         One :class:`PointResult` per detector and point that was run.
@@ -438,46 +459,70 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler | BatchSour
             the evaluated one leaves (module doc).
     """
     source = batch_source(sampler, seed)
-    points = planned_points(source, nts, snrs_db, target_errors=target_errors, max_symbols=max_symbols,
-                            batch_size=batch_size)
+    if ebno and source.points() is not None:
+        raise ValueError("ebno=True needs a sampler: stored instances are at fixed SNRs (select them by snrs_db)")
+    if target_block_errors is not None and (code is None or not isinstance(target_block_errors, int)
+                                            or target_block_errors < 1):
+        raise ValueError(f"target_block_errors must be an integer >= 1 with a code, got {target_block_errors!r} "
+                         f"(code {code})")
+    axes = planned_points(source, nts, snrs_db, target_errors=target_errors, max_symbols=max_symbols,
+                          batch_size=batch_size)
+    rate = 1.0 if code is None else code.rate
+    points = [(nt, snr_db_of_ebno_db(axis, nt, source.qam, rate) if ebno else axis, axis) for nt, axis in axes]
+    link = None if code is None else CodedLink(code, source.qam, source.device)
     for name, detector in detectors.items():
         if detector.qam != source.qam:
             raise ValueError(f"detector {name!r} decides on {detector.qam} but samples are {source.qam}")
     if reference is not None and reference not in detectors:
         raise ValueError(f"the paired reference {reference!r} is not among the detectors {list(detectors)}")
-    warn_outside_trained_systems(detectors, source, sorted({nt for nt, _ in points}))
+    warn_outside_trained_systems(detectors, source, sorted({nt for nt, _ in axes}))
     nr = source.nr_range[1]
     channel = source.channel_name
 
     def key(name: str, nt: int, snr: float) -> tuple:
         return point_key(name, nr, nt, source.qam.order, channel, snr)
 
-    provenance = {name: record_provenance(detector, source, target_errors=target_errors,
-                                          max_symbols=max_symbols, batch_size=batch_size, reference=reference)
+    provenance = {name: record_provenance(detector, source, target_errors=target_errors, max_symbols=max_symbols,
+                                          batch_size=batch_size, reference=reference, code=code,
+                                          target_block_errors=target_block_errors, seed=seed)
                   for name, detector in detectors.items()}
-    done = reusable_keys(previous, {key(name, nt, snr): name for name in detectors for nt, snr in points},
+    done = reusable_keys(previous, {key(name, nt, snr): name for name in detectors for nt, snr, _ in points},
                          provenance)
     results = []
-    for nt, snr in points:
+    for nt, snr, axis in points:
         names = [n for n in detectors if key(n, nt, snr) not in done]
         if not names:
             continue
         counters = {name: _Counter() for name in names}
+        coded = {name: CodedCounts() for name in names}
         batches = source.batches(nt, snr, batch_size)
+        bit_stream = None if link is None else torch.Generator().manual_seed(point_seed(seed + 1, nt, snr))
+
+        def finished(name: str) -> bool:
+            if target_block_errors is None:
+                return counters[name].done(target_errors, max_symbols)
+            return coded[name].block_errors >= target_block_errors or counters[name].symbols >= max_symbols
         bar = progress_bar(enabled=progress, total=max_symbols, desc=f"Nt={nt} SNR={snr:g} dB", unit="sym",
                            leave=False)
         with bar:
             while True:
-                running = [n for n in names if not counters[n].done(target_errors, max_symbols)]
+                running = [n for n in names if not finished(n)]
                 graph = next(batches, None) if running else None
                 if graph is None:   # every detector stopped, or stored instances ran out
                     break
+                bits = None if link is None else link.draw_info_bits(graph, bit_stream)
                 for name in running:
-                    counters[name].add(detectors[name], graph)
+                    detection = counters[name].add(detectors[name], graph)
+                    if link is not None:
+                        coded[name] += link.count(graph, detection.llr(), bits.to(graph.noise_var.device))
                 bar.update(max(c.symbols for c in counters.values()) - bar.n)   # the detectors still running
                 bar.set_postfix(errors=min(c.symbol_errors for c in counters.values()))
         point = [_result(name, counters[name], nr, nt, source.qam.order, channel, snr, provenance[name])
                  for name in names]
+        for record in point:
+            record.ebno_db = float(axis) if ebno else None
+            if link is not None:
+                record.coded = _coded_result(code, detectors[record.detector], coded[record.detector])
         if reference in counters:
             reference_errors = counters[reference].errors_per_instance()
             for record in point:
@@ -489,6 +534,16 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler | BatchSour
         results += point
         on_point(point)
     return results
+
+
+def _coded_result(code: LDPC5GCode, detector: Detector, c: CodedCounts) -> CodedResult:
+    """The coded record: Clopper–Pearson on the blocks, the clustered interval (blocks as
+    clusters) on the information bits."""
+    ber_low, ber_high = clustered_interval(c.bit_errors, c.bits, c.blocks, c.bit_error_squares)
+    bler_low, bler_high = clopper_pearson(c.block_errors, c.blocks)
+    return CodedResult(code.spec, detector.soft_output, c.bits, c.bit_errors, c.bit_errors / max(c.bits, 1),
+                       ber_low, ber_high, c.blocks, c.block_errors, c.block_errors / max(c.blocks, 1),
+                       bler_low, bler_high)
 
 
 def _result(name: str, c: _Counter, nr: int, nt: int, qam: int, channel: str, snr: float,

@@ -148,6 +148,11 @@ class InstanceSet:
         return self.H.shape[0]
 
     @property
+    def device(self) -> torch.device:
+        """Where the instances are (and a coded link decodes them)."""
+        return self.H.device
+
+    @property
     def nr_range(self) -> tuple[int, int]:
         """The smallest and largest antenna count."""
         return int(self.num_antennas.min()), int(self.num_antennas.max())

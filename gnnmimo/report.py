@@ -107,8 +107,37 @@ def _p_value(p: float) -> str:
     return f"{p:.2g}" if p > 0 else "< 1e-300"  # below double precision
 
 
+def coded_table(results: list[PointResult]) -> str:
+    """One row per coded record: ``BLER [95 % CI] (block errors/blocks)``, coded BER, the soft output."""
+    lines = ["| detector | Nr | Nt | QAM | channel | SNR (dB) | Eb/N0 (dB) | code | BLER [95 % CI] (errors/blocks) | "
+             "coded BER [95 % CI] | soft output |", "|---" * 11 + "|"]
+    for r in sorted((r for r in results if r.coded is not None), key=lambda r: (r.nt, r.snr_db, r.detector)):
+        c = r.coded
+        ebno = "" if r.ebno_db is None else f"{r.ebno_db:g}"
+        lines.append(f"| {r.detector} | {r.nr} | {r.nt} | {r.qam} | {r.channel} | {r.snr_db:.4g} | {ebno} | {c.code} | "
+                     f"{c.bler:.3g} [{c.bler_ci_low:.2g}, {c.bler_ci_high:.2g}] ({c.block_errors}/{c.blocks}) | "
+                     f"{c.coded_ber:.3g} [{c.coded_ber_ci_low:.2g}, {c.coded_ber_ci_high:.2g}] | {c.soft_output} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot_ser(results: list[PointResult], path: str | os.PathLike) -> None:
     """Log-SER versus SNR, one panel per Nt, one curve per detector, 95 % CI bars."""
+    _plot_rates(results, path, "SER", lambda r: (r.ser, r.ser_ci_low, r.ser_ci_high) if r.symbol_errors else None,
+                lambda r: r.snr_db, "SNR (dB)")
+
+
+def plot_bler(results: list[PointResult], path: str | os.PathLike) -> None:
+    """Log-BLER of coded records versus Eb/N0 (SNR for records without it), as :func:`plot_ser`."""
+    ebno = all(r.ebno_db is not None for r in results)
+    _plot_rates(results, path, "BLER",
+                lambda r: (r.coded.bler, r.coded.bler_ci_low, r.coded.bler_ci_high)
+                if r.coded is not None and r.coded.block_errors else None,
+                (lambda r: r.ebno_db) if ebno else (lambda r: r.snr_db), "Eb/N0 (dB)" if ebno else "SNR (dB)")
+
+
+def _plot_rates(results: list[PointResult], path: str | os.PathLike, name: str, rate, axis, xlabel: str) -> None:
+    """One panel per Nt, one curve per detector of ``rate(record)`` = ``(value, low, high)`` (or
+    ``None``: not plotted, e.g. no errors) against ``axis(record)``, on a log scale."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,19 +148,18 @@ def plot_ser(results: list[PointResult], path: str | os.PathLike) -> None:
     for ax, nt in zip(axes[0], nts):
         by_detector = defaultdict(list)
         for r in results:
-            if r.nt == nt and r.symbol_errors > 0:
+            if r.nt == nt and rate(r) is not None:
                 by_detector[r.detector].append(r)
-        for name, points in by_detector.items():
-            points.sort(key=lambda r: r.snr_db)
-            ser = [r.ser for r in points]
-            yerr = [[s - r.ser_ci_low for s, r in zip(ser, points)],
-                    [r.ser_ci_high - s for s, r in zip(ser, points)]]
-            ax.errorbar([r.snr_db for r in points], ser, yerr=yerr, marker="o", capsize=2, label=name)
+        for label, points in by_detector.items():
+            points.sort(key=axis)
+            value, low, high = zip(*map(rate, points))
+            yerr = [[v - lo for v, lo in zip(value, low)], [hi - v for v, hi in zip(value, high)]]
+            ax.errorbar([axis(r) for r in points], value, yerr=yerr, marker="o", capsize=2, label=label)
         first = results[0]
-        ax.set(yscale="log", xlabel="SNR (dB)", title=f"{first.nr}×{nt}, {first.qam}-QAM, {first.channel}")
+        ax.set(yscale="log", xlabel=xlabel, title=f"{first.nr}×{nt}, {first.qam}-QAM, {first.channel}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    axes[0][0].set_ylabel("SER")
+    axes[0][0].set_ylabel(name)
     fig.tight_layout()
     atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120))
     plt.close(fig)

@@ -74,7 +74,7 @@ class MIMOSampler:
         qam: constellation order or :class:`QAM`.
         snr_db: per-instance SNR in dB (docs/conventions.md §3), a value or a range
             ``(low, high)`` drawn uniformly per instance.
-        channel: the :class:`ChannelModel`.
+        channel: the :class:`ChannelModel`, or a 3GPP :class:`~gnnmimo.tr38901.TR38901Channel`.
         nt_distribution: ``"uniform"`` or ``"triangular"`` (mode at the upper end).
         precision: ``"single"`` (complex64) or ``"double"`` (complex128).
         device: where the tensors are built.
@@ -141,7 +141,7 @@ class MIMOSampler:
         snr_db = snr_db.expand(batch_size)
         noise_var = noise_variance(snr_db, num_antennas.to(real), num_users.to(real))
 
-        H, H_seen = self.channel.sample(num_antennas, num_users, gen, self.dtype)
+        H, H_seen = self.channel.sample(num_antennas, num_users, gen, self.dtype, noise_var=noise_var)
         nr_max, nt_max = H.shape[1:]
         label = torch.randint(self.qam.order, (batch_size, nt_max), generator=gen, device=device)
         user_mask = torch.arange(nt_max, device=device) < num_users[:, None]

@@ -11,7 +11,7 @@ from helpers import quiet_trainer, requires_cvxpy, sample_batch
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: options of the detectors whose parameters fix the system size (8x4 here)
-SIZED = {"remimo": {"nr": 8}, "detnet": {"nr": 8, "nt": 4}}
+SIZED = {"remimo": {"nr": 8}, "detnet": {"nr": 8, "nt": 4}, "langevin": {"seed": 0}}  # langevin: the same draws
 #: decisions may differ between devices on this fraction of users (float rounding near a boundary)
 TOLERATED_FLIPS = 0.02
 

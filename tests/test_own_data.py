@@ -64,7 +64,7 @@ def test_an_iterable_of_graphs_is_grouped_into_points_and_counted_per_instance()
                        progress=False)
     expected = {}  # independent count: detect each whole batch, group the instances' errors by point
     for graph in graphs:
-        errors = (detector(graph).hard != graph["user"].label).long()
+        errors = (detector(graph).hard != graph["user"].y).long()
         per_instance = torch.zeros(graph.num_instances, dtype=torch.long).index_add_(0, graph.user_batch, errors)
         for nt, snr, e in zip(graph.num_users.tolist(), graph.snr_db.tolist(), per_instance.tolist()):
             count = expected.setdefault((nt, snr), [0, 0])

@@ -61,7 +61,8 @@ def test_no_shipped_checkpoint_degrades_at_high_snr_in_float32(name):
 #: SDR small (they explode with the size), AMP where it is made for (Nr ≫ Nt; at Nr/Nt ≤ 2 it has an
 #: error floor, in float64 too); the float64 options also in float32
 DEFAULT = (8, (4, 8), 16, 200)
-CLASSICAL = {"amp": (16, 4, 16, 200), "ep": DEFAULT, "ep:double=False": DEFAULT, "kbest": DEFAULT, "mf": DEFAULT,
+CLASSICAL = {"amp": (16, 4, 16, 200), "ep": DEFAULT, "ep:double=False": DEFAULT, "kbest": DEFAULT,
+             "langevin:seed=0,steps=5,trajectories=4": DEFAULT, "mf": DEFAULT,
              "ml": (4, 2, 4, 200), "mmse": DEFAULT, "mmse:double=False": DEFAULT, "oamp": DEFAULT,
              "sdr": (4, 2, 4, 10), "vblast": DEFAULT, "zf": DEFAULT, "zf:double=False": DEFAULT,
              "zf-pic": DEFAULT}

@@ -49,6 +49,10 @@ class TreeSearchDetector(Detector):
         self.ordering = ordering
         self.clip = float(clip)
 
+    @property
+    def soft_output(self) -> str:
+        return f"max-log over the candidate list, clipped at -{self.clip:g}"
+
     def logits(self, graph: MIMOGraph, metrics: Tensor) -> Tensor:
         """Per-user-and-symbol distances ``[B, Nt_max, M]`` → logits ``[1, N_u, M]``."""
         logits = tree_search.metrics_to_logits(metrics, graph.noise_var, self.clip)

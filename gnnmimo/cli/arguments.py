@@ -18,6 +18,7 @@ import torch
 from gnnmimo.channels import CHANNEL_KINDS, ChannelModel
 from gnnmimo.constellation import SUPPORTED_ORDERS
 from gnnmimo.sampling import usable_device
+from gnnmimo.tr38901 import ESTIMATORS, SCENARIOS, TR38901Channel
 
 #: the most values one ``--nt`` or ``--snr`` list may hold: a slip such as ``--snr 0:1e-9:1``
 #: (10⁹ points) is refused before the list is built
@@ -129,7 +130,14 @@ def add_channel_arguments(parser: argparse.ArgumentParser) -> None:
     """The system and channel options shared by ``evaluate`` and ``train``."""
     group = parser.add_argument_group("system and channel")
     group.add_argument("--qam", type=int, choices=SUPPORTED_ORDERS, default=16, help="constellation order")
-    group.add_argument("--channel", choices=CHANNEL_KINDS, default="iid")
+    group.add_argument("--channel", choices=CHANNEL_KINDS + SCENARIOS, default="iid",
+                       help="i.i.d., Kronecker, or a 3GPP TR 38.901 scenario through Sionna (umi, uma, rma: "
+                            "one OFDM resource element per instance, gnnmimo/tr38901.py)")
+    group.add_argument("--speed", type=non_negative_float, default=None, help="3GPP channels: user speed, m/s (3)")
+    group.add_argument("--carrier-frequency", type=non_negative_float, default=None, metavar="HZ",
+                       help="3GPP channels: carrier frequency in Hz (3.5e9)")
+    group.add_argument("--channel-estimation", choices=[e for e in ESTIMATORS if e], default=None,
+                       help="3GPP channels: the detectors see Sionna's LS estimate from pilots (gnnmimo/tr38901.py)")
     group.add_argument("--rho", type=parse_rho, default=None,
                        help="exponential correlation, RHO or LOW:HIGH in [0, 1) (kronecker channels)")
     group.add_argument("--csi-error", type=non_negative_float, default=0.0, metavar="EPS2",
@@ -178,8 +186,21 @@ def apply_compute_arguments(args: argparse.Namespace, detectors) -> None:
         raise SystemExit(f"error: --precision {args.precision}: {error}") from None
 
 
-def channel_from_args(args: argparse.Namespace) -> ChannelModel:
+def channel_from_args(args: argparse.Namespace) -> ChannelModel | TR38901Channel:
     """Build the channel model, with a clear message for inconsistent options."""
+    scenario = {key: value for key, value in (("speed", args.speed), ("carrier_frequency", args.carrier_frequency),
+                                              ("estimation", args.channel_estimation)) if value is not None}
+    if args.channel in SCENARIOS:
+        if args.rho is not None:
+            raise SystemExit(f"error: --rho does not apply to the 3GPP channel {args.channel}")
+        try:
+            return TR38901Channel(args.channel, csi_error=args.csi_error, **scenario)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
+    if scenario:
+        option = {"estimation": "channel-estimation"}.get(next(iter(scenario)), next(iter(scenario)).replace("_", "-"))
+        raise SystemExit(f"error: --{option} only applies to the 3GPP channels "
+                         f"{', '.join(SCENARIOS)}")
     if args.channel == "iid" and args.rho is not None:
         raise SystemExit("error: --rho only applies to --channel kronecker or kronecker-rx")
     if args.channel != "iid" and args.rho is None:

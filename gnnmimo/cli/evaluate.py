@@ -23,6 +23,13 @@ checkpoint content, …; :func:`gnnmimo.evaluation.record_provenance`) matches.
 docs/instances.md, e.g. written by ``gnnmimo sample``): the file gives the system (Nr, Nt, SNR,
 constellation, channel), ``--nt``/``--snr`` select among its points (default: all), and records
 carry the SHA-256 of its content, so ``--resume`` never mixes data sets.
+
+Coded link (:mod:`gnnmimo.link`): ``--code ldpc5g:k=512,n=1024[,iterations=20]`` puts Sionna's 5G
+LDPC code blocks on every user's stream and adds coded BER and BLER to the records;
+``--target-block-errors N`` stops a point on block errors; ``--ebno 0:1:6`` replaces ``--snr`` by
+Eb/N0 values (dB), converted per ``Nt`` with the code rate. ``--code`` works on ``--data`` too (the
+stored symbols are scrambled codewords, :mod:`gnnmimo.link`); ``--ebno`` does not, the file's SNRs
+being fixed.
 """
 from __future__ import annotations
 
@@ -39,8 +46,9 @@ from gnnmimo.detector import Detector
 from gnnmimo.evaluation import ResumeMismatch, evaluate, planned_points
 from gnnmimo.files import atomic_write, check_writable
 from gnnmimo.instances import InstancesFileError, load_instances
+from gnnmimo.link import parse_code
 from gnnmimo.registry import create_from_spec, parse_options
-from gnnmimo.report import load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
+from gnnmimo.report import coded_table, load_json, markdown_table, paired_table, plot_ser, save_json, snr_at_ser_table
 from gnnmimo.sampling import MIMOSampler
 
 
@@ -55,6 +63,7 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument("--data", metavar="FILE",
                         help="evaluate on the instances of this file (docs/instances.md) instead of sampled ones")
     add_stream_arguments(parser, "(with --data: select among the file's points)")
+    add_code_arguments(parser)
     parser.add_argument("--target-errors", type=positive_int, default=1000)
     parser.add_argument("--json", help="write the records here (updated after every point)")
     parser.add_argument("--markdown", help="write a markdown table here")
@@ -88,7 +97,8 @@ def add_stream_arguments(parser: argparse.ArgumentParser, selection: str = "") -
 def sampler_from_args(args: argparse.Namespace) -> MIMOSampler:
     """The sampler of ``--nr``, ``--nt``, ``--snr`` and the channel options (``error:`` when one of the
     first three is missing)."""
-    missing = [f"--{name}" for name in ("nr", "nt", "snr") if getattr(args, name) is None]
+    given = {"nr": args.nr, "nt": args.nt, "snr": args.snr if getattr(args, "ebno", None) is None else args.ebno}
+    missing = [f"--{name}" for name, value in given.items() if value is None]
     if missing:
         raise SystemExit(f"error: {', '.join(missing)} required (or --data FILE for stored instances)"
                          if hasattr(args, "data") else f"error: {', '.join(missing)} required")
@@ -114,6 +124,34 @@ def instances_from_args(args: argparse.Namespace):
         raise SystemExit(f"error: --qam {args.qam}, but the instances of {args.data} are {data.qam.order}-QAM")
     args.qam = data.qam.order
     return data
+
+
+def add_code_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--ebno``, ``--code``, ``--target-block-errors`` (module doc)."""
+    def code(text: str):
+        try:
+            return parse_code(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    group = parser.add_argument_group("coded link")
+    group.add_argument("--ebno", type=parse_snr_list, help="Eb/N0 values in dB, instead of --snr")
+    group.add_argument("--code", type=code, metavar="ldpc5g:k=K,n=N[,iterations=I]",
+                       help="5G LDPC code blocks per user stream (Sionna); adds coded BER and BLER")
+    group.add_argument("--target-block-errors", type=positive_int,
+                       help="with --code: stop a point after this many block errors (or --max-symbols)")
+
+
+def check_code_arguments(args: argparse.Namespace) -> None:
+    """Exactly one of ``--snr`` and ``--ebno`` for sampled data; no ``--ebno`` with ``--data`` (stored
+    instances are at fixed SNRs); ``--target-block-errors`` only with ``--code``."""
+    if not args.data and (args.snr is None) == (args.ebno is None):
+        raise SystemExit("error: give the x-axis as exactly one of --snr and --ebno")
+    if args.data and args.ebno is not None:
+        raise SystemExit(f"error: --ebno needs sampled data: the instances of {args.data} are at fixed SNRs "
+                         "(select them with --snr)")
+    if args.target_block_errors is not None and args.code is None:
+        raise SystemExit("error: --target-block-errors needs --code")
 
 
 def load_checkpoint_spec(spec: str) -> tuple[str, Detector]:
@@ -196,14 +234,16 @@ def print_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def evaluate_main(args: argparse.Namespace) -> int:
+    check_code_arguments(args)
     check_outputs(args)
     previous = previous_records(args)
     source = instances_from_args(args) if args.data else sampler_from_args(args)
+    axis = args.snr if args.ebno is None else args.ebno
     detectors = build_detectors(args)
     if args.paired_with is not None and args.paired_with not in detectors:
         raise SystemExit(f"error: --paired-with {args.paired_with!r} names none of the detectors {list(detectors)}")
     try:
-        points = planned_points(batch_source(source), args.nt, args.snr)
+        points = planned_points(batch_source(source), args.nt, axis)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     check_work(detectors, source.nr_range[1], sorted({nt for nt, _ in points}), args.allow_slow)
@@ -218,9 +258,10 @@ def evaluate_main(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():   # e.g. a checkpoint outside its trained system, before any point
             warnings.showwarning = print_warning
-            evaluate(detectors, source, args.nt, args.snr, args.target_errors, args.max_symbols,
+            evaluate(detectors, source, args.nt, axis, args.target_errors, args.max_symbols,
                      args.batch_size, args.seed, previous=previous, on_point=save,
-                     progress=not args.no_progress, reference=args.paired_with)
+                     progress=not args.no_progress, reference=args.paired_with, code=args.code,
+                     target_block_errors=args.target_block_errors, ebno=args.ebno is not None)
     except ResumeMismatch as error:
         raise SystemExit(f"error: cannot resume from {args.json}: {error}\n"
                          "Use another --json for this run, or --overwrite to replace the file.") from None
@@ -231,6 +272,8 @@ def evaluate_main(args: argparse.Namespace) -> int:
     table = markdown_table(results) + "\n" + snr_at_ser_table(results, args.ser_target)
     if args.paired_with:
         table += "\n" + paired_table(results)
+    if args.code:
+        table += "\n" + coded_table(results)
     print(table)
     if args.markdown:
         atomic_write(args.markdown, lambda handle: handle.write(table.encode()))

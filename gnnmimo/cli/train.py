@@ -22,6 +22,7 @@ from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, cha
 from gnnmimo.losses import LOSS_WEIGHTS, LOSSES
 from gnnmimo.registry import create, detector_class, parse_spec
 from gnnmimo.train.config import NT_MODES, SCHEDULES, TrainConfig, plain_value
+from gnnmimo.tr38901 import SCENARIOS
 from gnnmimo.train.trainer import Trainer, deadline
 
 #: classical detectors whose validation SER is logged at the start, for comparison
@@ -92,6 +93,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if "nr" in accepted:
         options.setdefault("nr", args.nr)
     channel = channel_from_args(args)
+    if channel.kind in SCENARIOS:
+        raise SystemExit(f"error: training on the 3GPP channel {channel.kind} is not supported yet (evaluate only)")
     snr, targets = args.snr
     return TrainConfig(
         detector=name, options=options, qam=args.qam, nr=args.nr, nt=args.nt, nt_step=args.nt_step,

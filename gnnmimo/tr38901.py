@@ -1,0 +1,217 @@
+r"""3GPP TR 38.901 channels (UMi, UMa, RMa) through Sionna, cut into flat-fading MIMO instances.
+
+Sionna's system-level models (``sionna.phy.channel.tr38901``) draw, per *drop*, a single-sector
+topology (``gen_single_sector_topology``: ``Nt`` single-antenna users placed at random in the cell,
+all moving at ``speed``), its large-scale parameters (delay and angle spreads, LoS state, K-factor)
+and the clusters and rays; ``cir_to_ofdm_channel`` turns them into the uplink frequency response on
+an OFDM grid of ``ofdm_symbols × subcarriers`` resource elements (subcarrier spacing
+``subcarrier_spacing``, one OFDM symbol lasting ``1/subcarrier_spacing``: the cyclic prefix is
+left out). The base station has a uniform linear array of ``Nr`` vertically polarised 38.901
+elements at half-wavelength spacing.
+
+**One resource element = one instance** ``y = H x + n`` with ``H ∈ C^{Nr × Nt}``. The instances of
+a batch are the resource elements of consecutive drops, subcarrier-fastest inside each OFDM
+symbol (instance ``d·T·F + t·F + f`` is subcarrier ``f`` of symbol ``t`` of drop ``d``); so the
+instances of one drop share their large-scale parameters and are correlated in frequency and time,
+while drops are independent. A code block of :mod:`gnnmimo.link` (one user slot over consecutive
+instances) therefore runs across the subcarriers of a few OFDM symbols, as a 5G transport block.
+
+**Normalisation.** Path loss and shadow fading are off (every user arrives with the same average
+power: ideal uplink power control) and Sionna normalises each user's response to unit energy per
+resource element and antenna, averaged over the grid; we scale by ``1/√Nr_b`` so that
+``E|H_ai|² = 1/Nr`` as for the other channels, and the SNR keeps its meaning
+(docs/conventions.md §3).
+
+**Mixed sizes.** Every drop is drawn with ``Nt_max`` users and ``Nr_max`` antennas; an instance with
+fewer keeps the first ``Nt_b`` users and ``Nr_b`` antennas (the others are dropped, zero-padded).
+
+**Channel estimation** (``estimation="ls"``). Every user sends orthogonal pilots on OFDM symbols
+``pilot_symbols`` (Sionna's ``KroneckerPilotPattern``: user ``j`` on every ``Nt``-th subcarrier of
+them), received through the drop's channel with the instances' noise (``ApplyOFDMChannel``); Sionna's
+``LSChannelEstimator`` estimates the channel at the pilots and interpolates it linearly over the grid,
+and the detectors see that estimate ``Ĥ`` at every resource element (the pilots' resource elements
+are counted as data instances too: the pilot overhead is not modelled). The estimation-error
+variance Sionna reports is not carried into the batch yet: the detectors treat ``Ĥ`` as exact, with
+the instance's σ².
+
+**Reproducibility.** Sionna draws from its own global generators (and partly from NumPy's global
+one); each call seeds them (``sionna.phy.config.seed``, NumPy's restored afterwards) from the
+caller's stream, so a seeded sampler gives the same channels.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gnnmimo.channels import block_mask, with_estimation_error
+
+SCENARIOS = ("umi", "uma", "rma")
+#: the channel estimators (``None``: the detector sees the channel, up to ``csi_error``)
+ESTIMATORS = (None, "ls")
+
+
+@dataclass(frozen=True)
+class TR38901Channel:
+    """A TR 38.901 scenario as a random channel law of per-resource-element instances (module doc).
+
+    Used like :class:`~gnnmimo.channels.ChannelModel` (``MIMOSampler(..., channel=TR38901Channel("umi"))``).
+
+    Args:
+        kind: ``"umi"``, ``"uma"`` or ``"rma"``.
+        carrier_frequency: Hz (default 3.5 GHz).
+        speed: every user's speed, m/s (default 3, pedestrian).
+        subcarriers, ofdm_symbols: the grid of one drop (default 48 × 14: four PRBs, one slot).
+        subcarrier_spacing: Hz (default 30 kHz).
+        csi_error: ``ε²``, an additive estimation error (as :class:`ChannelModel`'s).
+        estimation: ``None`` (the detector sees ``H``, up to ``csi_error``) or ``"ls"`` (pilots and
+            Sionna's LS estimator, module doc).
+        pilot_symbols: the OFDM symbols carrying pilots (default 2 and 11).
+    """
+
+    kind: str = "umi"
+    carrier_frequency: float = 3.5e9
+    speed: float = 3.0
+    subcarriers: int = 48
+    ofdm_symbols: int = 14
+    subcarrier_spacing: float = 30e3
+    csi_error: float = 0.0
+    estimation: str | None = None
+    pilot_symbols: tuple[int, ...] = (2, 11)
+
+    def __post_init__(self):
+        if self.kind not in SCENARIOS:
+            raise ValueError(f"unknown 3GPP scenario {self.kind!r}; use one of {SCENARIOS}")
+        for name in ("carrier_frequency", "subcarrier_spacing"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.speed < math.inf:
+            raise ValueError(f"speed must be a finite number >= 0 (m/s), got {self.speed}")
+        for name in ("subcarriers", "ofdm_symbols"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0.0 <= self.csi_error < math.inf:
+            raise ValueError(f"csi_error (ε²) must be a finite number >= 0, got {self.csi_error}")
+        if self.estimation not in ESTIMATORS:
+            raise ValueError(f"unknown channel estimation {self.estimation!r}; use one of {ESTIMATORS}")
+        if self.estimation and self.csi_error:
+            raise ValueError("give either estimation (pilots) or csi_error (an additive error), not both")
+        if self.estimation and (not self.pilot_symbols
+                                or any(not 0 <= t < self.ofdm_symbols for t in self.pilot_symbols)):
+            raise ValueError(f"pilot_symbols must be OFDM symbols in [0, {self.ofdm_symbols}), got {self.pilot_symbols}")
+
+    @property
+    def rho_range(self) -> tuple[float, float]:
+        """No Kronecker correlation (the spatial correlation is the scenario's)."""
+        return 0.0, 0.0
+
+    @property
+    def instances_per_drop(self) -> int:
+        return self.subcarriers * self.ofdm_symbols
+
+    def describe(self) -> str:
+        """A short label such as ``umi(3.5GHz,3m/s)``."""
+        label = f"{self.kind}({self.carrier_frequency / 1e9:g}GHz,{self.speed:g}m/s)"
+        return label + (f"+csi({self.csi_error:g})" if self.csi_error else "") + (
+            f"+{self.estimation}" if self.estimation else "")
+
+    def sample(self, num_antennas: Tensor, num_users: Tensor, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.complex64, noise_var: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Draw true and estimated channels, ``(H, H_hat)``, each ``[B, Nr_max, Nt_max]`` (as
+        :meth:`ChannelModel.sample <gnnmimo.channels.ChannelModel.sample>`); ``noise_var [B]``, the
+        instances' σ², is needed with ``estimation``."""
+        import sionna.phy
+        from sionna.phy.channel import cir_to_ofdm_channel, gen_single_sector_topology, subcarrier_frequencies
+
+        device = num_users.device
+        batch, nr_max, nt_max = len(num_users), int(num_antennas.max()), int(num_users.max())
+        drops = -(-batch // self.instances_per_drop)
+        model = _scenario(self.kind, self.carrier_frequency, nr_max, str(device))  # before seeding: it draws
+        seed = int(torch.randint(2 ** 31, (), generator=generator, device=device))
+        with _numpy_seeded(seed):
+            sionna.phy.config.seed = seed
+            model.reset_topology()  # a new drop count or user count (and a fresh state every call)
+            model.set_topology(*gen_single_sector_topology(drops, nt_max, self.kind, min_ut_velocity=self.speed,
+                                                           max_ut_velocity=self.speed, device=str(device)))
+            a, tau = model(self.ofdm_symbols, self.subcarrier_spacing)
+        frequencies = subcarrier_frequencies(self.subcarriers, self.subcarrier_spacing, device=str(device))
+        grid = cir_to_ofdm_channel(frequencies, a, tau, normalize=True)   # [D, 1, Nr, Nt, 1, T, F]
+        scale = num_antennas.to(grid.real.dtype).rsqrt()[:, None, None]
+        mask = block_mask(num_antennas, num_users, nr_max, nt_max)
+
+        def instances(grid: Tensor) -> Tensor:
+            """``[D, 1, Nr, Nt, 1, T, F]`` → ``[B, Nr, Nt]`` (module doc), scaled and masked."""
+            h = grid[:, 0, :, :, 0].permute(0, 3, 4, 1, 2).reshape(-1, nr_max, nt_max)[:batch]
+            return h.to(dtype) * scale.to(h.real.dtype) * mask
+
+        h = instances(grid)
+        if self.estimation is None:
+            return h, with_estimation_error(h, scale, mask, self.csi_error, generator)
+        if noise_var is None:
+            raise ValueError("TR38901Channel with estimation needs the instances' noise_var")
+        return h, instances(self._ls_estimate(grid, noise_var * num_antennas, nt_max, str(device)))
+
+    def _ls_estimate(self, grid: Tensor, noise_var: Tensor, users: int, device: str) -> Tensor:
+        """Sionna's LS estimate of the unit-energy response ``grid [D, 1, Nr, Nt, 1, T, F]`` from pilots
+        received with noise ``noise_var [B]`` per instance (on that scale: ``σ² Nr_b``)."""
+        from sionna.phy.channel import ApplyOFDMChannel
+        from sionna.phy.ofdm import LSChannelEstimator, ResourceGridMapper
+
+        if self.subcarriers % users:
+            raise ValueError(f"orthogonal pilots for {users} users need a multiple of {users} subcarriers, "
+                             f"got {self.subcarriers}")
+        resource_grid = _resource_grid(self.ofdm_symbols, self.subcarriers, self.subcarrier_spacing, users,
+                                       self.pilot_symbols, device)
+        drops = grid.shape[0]
+        no = torch.nn.functional.pad(noise_var, (0, drops * self.instances_per_drop - noise_var.numel()),
+                                     value=float(noise_var[-1]))
+        no = no.to(grid.real.dtype).view(drops, 1, 1, self.ofdm_symbols, self.subcarriers)
+        silent = torch.zeros(drops, users, 1, resource_grid.num_data_symbols, dtype=grid.dtype, device=grid.device)
+        received = ApplyOFDMChannel(add_awgn=True, device=device)(ResourceGridMapper(resource_grid, device=device)(silent),
+                                                                  grid, no)
+        # the LS estimate does not depend on the noise variance given to it (only its error variance does)
+        estimate, _ = LSChannelEstimator(resource_grid, interpolation_type="lin", device=device)(
+            received, no.mean((-2, -1)))
+        return estimate
+
+
+@contextlib.contextmanager
+def _numpy_seeded(seed: int):
+    """NumPy's global stream seeded with ``seed`` inside the block (part of Sionna's 38.901 models draws
+    from it), and restored after it, so the caller's NumPy stream is left as it was."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+@functools.lru_cache(maxsize=8)
+def _resource_grid(ofdm_symbols: int, subcarriers: int, spacing: float, users: int, pilot_symbols: tuple[int, ...],
+                   device: str):
+    """Sionna's resource grid with Kronecker (orthogonal) pilots of ``users`` on ``pilot_symbols``."""
+    from sionna.phy.ofdm import ResourceGrid
+
+    return ResourceGrid(num_ofdm_symbols=ofdm_symbols, fft_size=subcarriers, subcarrier_spacing=spacing,
+                        num_tx=users, num_streams_per_tx=1, pilot_pattern="kronecker",
+                        pilot_ofdm_symbol_indices=list(pilot_symbols), device=device)
+
+
+@functools.lru_cache(maxsize=8)
+def _scenario(kind: str, carrier_frequency: float, antennas: int, device: str):
+    """Sionna's uplink model of ``kind`` with ``antennas`` at the base station (built once per size)."""
+    from sionna.phy.channel.tr38901 import RMa, UMa, UMi, PanelArray
+
+    bs = PanelArray(num_rows_per_panel=1, num_cols_per_panel=antennas, polarization="single", polarization_type="V",
+                    antenna_pattern="38.901", carrier_frequency=carrier_frequency, device=device)
+    ut = PanelArray(num_rows_per_panel=1, num_cols_per_panel=1, polarization="single", polarization_type="V",
+                    antenna_pattern="omni", carrier_frequency=carrier_frequency, device=device)
+    options = dict(carrier_frequency=carrier_frequency, ut_array=ut, bs_array=bs, direction="uplink",
+                   enable_pathloss=False, enable_shadow_fading=False, device=device)
+    return RMa(**options) if kind == "rma" else {"umi": UMi, "uma": UMa}[kind](o2i_model="low", **options)

@@ -1,0 +1,94 @@
+"""3GPP TR 38.901 channels through Sionna as per-resource-element instances: normalisation, mixed
+sizes, seeded draws, correlation inside a drop, the command line, and a coded run on UMi."""
+import pytest
+import torch
+
+import zoo
+from gnnmimo.cli import main as cli_main
+from gnnmimo.sampling import MIMOSampler
+from gnnmimo.tr38901 import TR38901Channel
+from helpers import TINY_EVALUATE, sionna_module, with_option
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sionna_channel():
+    return sionna_module("channel")
+
+
+def test_instances_have_the_library_normalisation_and_mixed_sizes():
+    channel = TR38901Channel("umi", subcarriers=24, ofdm_symbols=14)
+    num_antennas = torch.tensor([16, 8] * 400)
+    num_users = torch.tensor([4, 2, 3, 1] * 200)
+    H, seen = channel.sample(num_antennas, num_users, torch.Generator().manual_seed(0))
+    assert seen is H and H.shape == (800, 16, 4)
+    assert (H[1, 8:] == 0).all() and (H[1, :, 2:] == 0).all() and (H[0] != 0).all()
+    energy = H.abs().square().sum(1)                                   # ‖h_i‖² per instance and user
+    real = torch.arange(4) < num_users[:, None]
+    assert energy[real].mean() == pytest.approx(1.0, abs=0.1)           # E|H_ai|² = 1/Nr_b
+
+
+def test_seeded_draws_repeat_and_seeds_differ():
+    channel = TR38901Channel("uma", speed=30.0)
+    counts = torch.full((300,), 8), torch.full((300,), 3)
+    first = channel.sample(*counts, torch.Generator().manual_seed(1))[0]
+    assert torch.equal(channel.sample(*counts, torch.Generator().manual_seed(1))[0], first)
+    assert not torch.equal(channel.sample(*counts, torch.Generator().manual_seed(2))[0], first)
+
+
+def test_the_resource_elements_of_a_drop_are_correlated_in_frequency():
+    channel = TR38901Channel("umi", subcarriers=48, ofdm_symbols=2)
+    H = channel.sample(torch.full((96,), 8), torch.full((96,), 2), torch.Generator().manual_seed(3))[0]
+    h = H[:48]                                                          # symbol 0 of drop 0, subcarrier-fastest
+    adjacent = (h[1:] * h[:-1].conj()).sum().abs() / h[:-1].abs().square().sum()
+    assert adjacent > 0.9                                                # 30 kHz apart: nearly the same channel
+    iid = MIMOSampler(8, 2).sample(48, torch.Generator().manual_seed(3)).dense().H
+    assert (iid[1:] * iid[:-1].conj()).sum().abs() / iid[:-1].abs().square().sum() < 0.3
+
+
+def test_ls_estimates_from_pilots_err_by_the_noise_and_cost_the_detector():
+    counts = torch.full((672,), 16), torch.full((672,), 4)
+    errors = []
+    for snr_db in (5.0, 15.0):
+        noise_var = torch.full((672,), 4 / (16 * 10 ** (snr_db / 10)))
+        H, H_hat = TR38901Channel("umi", estimation="ls").sample(*counts, torch.Generator().manual_seed(4),
+                                                                   noise_var=noise_var)
+        assert torch.equal(H, TR38901Channel("umi").sample(*counts, torch.Generator().manual_seed(4))[0])
+        errors.append(float((H_hat - H).abs().square().mean() / noise_var[0]))
+    # LS at a pilot errs by σ²/|p|² per entry of H (|p|² = 4: each of 4 users on a quarter of the pilot
+    # subcarriers); the linear interpolation between pilots averages some of it away; so does any SNR
+    assert 0.1 < errors[0] < 0.25 and errors[1] == pytest.approx(errors[0], rel=0.3)
+    sampler = MIMOSampler(16, 4, 16, snr_db=10.0, channel=TR38901Channel("umi", estimation="ls"))
+    graph = sampler.sample(672, sampler.generator(0))
+    perfect = MIMOSampler(16, 4, 16, snr_db=10.0, channel=TR38901Channel("umi")).sample(672, sampler.generator(0))
+    ser = lambda g: float((zoo.create("mmse", 16).detect(g).hard != g["user"].y).float().mean())
+    assert ser(graph) > 2 * ser(perfect)
+
+
+@pytest.mark.parametrize("options, message", [(dict(kind="cdl-a"), "unknown 3GPP scenario"),
+                                              (dict(estimation="lmmse"), "unknown channel estimation"),
+                                              (dict(estimation="ls", csi_error=0.1), "not both"),
+                                              (dict(estimation="ls", pilot_symbols=(14,)), "pilot_symbols must be"),
+                                              (dict(speed=-1.0), "speed must be"),
+                                              (dict(subcarriers=0), "subcarriers must be a positive integer"),
+                                              (dict(carrier_frequency=0.0), "carrier_frequency must be > 0")])
+def test_bad_options_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        TR38901Channel(**options)
+
+
+def test_the_command_line_evaluates_coded_umi_and_checks_its_options(capsys):
+    argv = with_option(with_option(TINY_EVALUATE, "--nr", "8"), "--snr", "10")
+    assert cli_main(argv + ["--channel", "umi", "--speed", "10", "--code", "ldpc5g:k=128,n=256",
+                            "--channel-estimation", "ls"]) == 0
+    assert "umi(3.5GHz,10m/s)+ls" in capsys.readouterr().out
+    for extra, message in [(["--channel", "umi", "--rho", "0.5"], "--rho does not apply to the 3GPP channel umi"),
+                           (["--speed", "3"], "--speed only applies to the 3GPP channels"),
+                           (["--channel-estimation", "ls"], "--channel-estimation only applies to the 3GPP"),
+                           (["--channel", "rma", "--carrier-frequency", "0"], "carrier_frequency must be > 0")]:
+        with pytest.raises(SystemExit, match=message):
+            cli_main(argv + extra)
+    with pytest.raises(SystemExit, match="training on the 3GPP channel umi is not supported"):
+        cli_main(["train", "--detector", "mmse", "--nr", "4", "--nt", "2", "--channel", "umi", "--steps", "1", "--out",
+                  "unused.pt"])
