@@ -1,11 +1,25 @@
 r"""Monte-Carlo SER/BER evaluation of several detectors on the same samples.
 
 For each user count ``Nt`` and SNR, batches are drawn from one seeded stream
-(the seed is derived from ``(seed, Nt, SNR)``, so a point is reproducible on
-its own and a resumed run draws the same samples). Every detector still
-running sees every batch; a detector stops at a point once it has made
-``target_errors`` symbol errors or seen ``max_symbols`` symbols, so all
-detectors are measured on a common prefix of the same sample stream.
+(batch ``k`` from its own seed, derived from the point's seed — itself from
+``(seed, Nt, SNR)`` — and ``k``, so a point is reproducible on its own, a
+resumed run draws the same samples, and any batch can be drawn without the
+ones before it). Every detector still running sees every batch; a detector
+stops at a point once it has made ``target_errors`` symbol errors or seen
+``max_symbols`` symbols, so all detectors are measured on a common prefix of
+the same sample stream.
+
+**Sharded over ranks** (a ``torchrun`` launch, :mod:`gnnmimo.distributed`):
+the batches are the stream's fixed chunks, and in round ``j`` rank ``r`` of
+``N`` counts batch ``jN + r``. After each round the ranks exchange the counts
+of their batch (per detector: the error counts and each instance's symbol
+errors) and every rank adds them up in stream order, batch by batch, with
+the stopping rule checked after each batch as in one process: a detector
+done within a round ignores the rest of it. So an ``N``-rank run counts
+exactly the batches a single process counts, and its records (errors,
+symbols, intervals, paired statistics; not ``seconds``) are identical for
+every ``N``; at most ``N − 1`` batches per detector and point are computed
+in vain.
 
 **Intervals** (95 % by default) are Clopper–Pearson intervals on the
 *effective* sample size of Korn & Graubard (1998). The symbols of one instance
@@ -50,6 +64,7 @@ trained range, another CSI error — its numbers are extrapolation;
 """
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import time
@@ -64,6 +79,7 @@ from scipy.stats import beta, binomtest, t as student_t
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from gnnmimo import distributed
 from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import differences, library_version
 from gnnmimo.detector import Detector
@@ -203,7 +219,7 @@ def record_provenance(detector: Detector, sampler: MIMOSampler, *, seed: int, ta
                       max_symbols: int, batch_size: int, reference: str | None) -> dict:
     """What determines a record of ``detector`` besides its point (:func:`point_key`), as plain JSON data.
 
-    * the sample stream: ``seed``; the sampler's ``precision``, antenna range ``nr`` and exact
+    * the sample stream: ``seed`` and how batches are seeded (``stream``); the sampler's ``precision``, antenna range ``nr`` and exact
       ``channel``; the ``device`` *type*, since a CUDA generator draws another stream than the CPU one
       (which GPU, and how many CPU threads, do not change the numbers: seeded runs are bit-identical
       across thread counts);
@@ -219,7 +235,8 @@ def record_provenance(detector: Detector, sampler: MIMOSampler, *, seed: int, ta
     loaded = detector.checkpoint
     return _plain({
         "library_version": library_version(),
-        "seed": seed, "target_errors": target_errors, "max_symbols": max_symbols, "batch_size": batch_size,
+        "seed": seed, "stream": "one seed per batch", "target_errors": target_errors,
+        "max_symbols": max_symbols, "batch_size": batch_size,
         "precision": sampler.precision, "nr": sampler.nr_range, "channel": asdict(sampler.channel),
         "device": sampler.device.type,
         "detector": {"name": registered_name(cls) or class_path(cls), "qam": detector.qam.order,
@@ -296,6 +313,27 @@ def _checked_points(nts: Iterable[int], snrs_db: Iterable[float], **counts: int)
     return [int(nt) for nt in nts], [float(snr) for snr in snrs_db]
 
 
+#: the counts of a batch's tally (:func:`_tally`), in order; then its detector time (ns) and per-instance errors
+TALLY_COUNTS = ("instances", "symbols", "bits", "symbol_errors", "bit_errors", "symbol_error_squares",
+                "bit_error_squares")
+
+
+def _tally(detector: Detector, graph) -> Tensor:
+    """``[len(TALLY_COUNTS) + 1 + B]`` int64: what detecting one batch adds to a :class:`_Counter` —
+    the counts, the detector's time in nanoseconds and each instance's symbol errors (one tensor,
+    so that ranks exchange it in one collective)."""
+    start = time.perf_counter_ns()
+    hard = detector.detect(graph).hard
+    nanoseconds = time.perf_counter_ns() - start
+    label = graph["user"].label
+    errors = torch.stack([(hard != label).long(),  # [2, N_u]: symbol, bit errors per user
+                          (detector.qam.bits_of(hard) != detector.qam.bits_of(label)).sum(-1)])
+    per_instance = errors.new_zeros(2, graph.num_instances).index_add_(1, graph.user_batch, errors)
+    sizes = per_instance.new_tensor([graph.num_instances, label.numel(), label.numel() * detector.qam.num_bits])
+    return torch.cat([sizes, per_instance.sum(1), per_instance.square().sum(1),
+                      sizes.new_tensor([nanoseconds]), per_instance[0]])
+
+
 class _Counter:
     """Running error counts of one detector at one point."""
 
@@ -306,30 +344,34 @@ class _Counter:
         self.errors_by_batch: list[Tensor] = []  # symbol errors per instance, for paired comparisons
 
     def add(self, detector: Detector, graph) -> None:
-        start = time.perf_counter()
-        detection = detector.detect(graph)
-        hard = detection.hard
-        self.seconds += time.perf_counter() - start
-        label = graph["user"].label
-        errors = torch.stack([(hard != label).long(),  # [2, N_u]: symbol, bit errors per user
-                              (detector.qam.bits_of(hard) != detector.qam.bits_of(label)).sum(-1)])
-        per_instance = errors.new_zeros(2, graph.num_instances).index_add_(1, graph.user_batch, errors)
-        (symbol_errors, bit_errors), (symbol_squares, bit_squares) = (
-            per_instance.sum(1).tolist(), per_instance.square().sum(1).tolist())
-        self.errors_by_batch.append(per_instance[0])
-        self.instances += graph.num_instances
-        self.symbols += label.numel()
-        self.bits += label.numel() * detector.qam.num_bits
-        self.symbol_errors += symbol_errors
-        self.bit_errors += bit_errors
-        self.symbol_error_squares += symbol_squares
-        self.bit_error_squares += bit_squares
+        self.add_tally(_tally(detector, graph))
+
+    def add_tally(self, tally: Tensor) -> None:
+        """Add one batch's :func:`_tally`."""
+        *counts, nanoseconds = tally[:len(TALLY_COUNTS) + 1].tolist()
+        for name, count in zip(TALLY_COUNTS, counts):
+            setattr(self, name, getattr(self, name) + count)
+        self.seconds += nanoseconds * 1e-9
+        self.errors_by_batch.append(tally[len(TALLY_COUNTS) + 1:])
 
     def done(self, target_errors: int, max_symbols: int) -> bool:
         return self.symbol_errors >= target_errors or self.symbols >= max_symbols
 
     def errors_per_instance(self) -> Tensor:
         return torch.cat(self.errors_by_batch)
+
+
+def _count_round(counters: dict[str, _Counter], running: list[str], detectors: Mapping[str, Detector],
+                 batch: Callable[[int], object], round_index: int, target_errors: int, max_symbols: int) -> None:
+    """Round ``round_index`` of a point (module doc): this rank detects batch ``round_index · N + rank``
+    with the ``running`` detectors, the ranks exchange their tallies, and each counter adds them in
+    stream order until it is done. One process: the next batch, added to every running counter."""
+    graph = batch(round_index * distributed.world_size() + distributed.rank())
+    tallies = torch.stack([_tally(detectors[name], graph) for name in running])
+    for batch_tallies in distributed.gather_rows(tallies):   # in stream order
+        for name, tally in zip(running, batch_tallies):
+            if not counters[name].done(target_errors, max_symbols):
+                counters[name].add_tally(tally)
 
 
 class OutsideTrainedSystemWarning(UserWarning):
@@ -429,17 +471,20 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
             if not names:
                 continue
             counters = {name: _Counter() for name in names}
-            generator = sampler.generator(point_seed(seed, nt, snr))
+            stream = point_seed(seed, nt, snr)
+
+            def batch(k: int):
+                generator = sampler.generator(distributed.derived_seed(stream, k))
+                return sampler.sample(batch_size, generator, snr_db=snr, nt=nt)
+
             bar = tqdm(total=max_symbols, desc=f"Nt={nt} SNR={snr:g} dB", unit="sym",
                        disable=not progress, leave=False)
             with bar:
-                while True:
+                for round_index in itertools.count():
                     running = [n for n in names if not counters[n].done(target_errors, max_symbols)]
                     if not running:
                         break
-                    graph = sampler.sample(batch_size, generator, snr_db=snr, nt=nt)
-                    for name in running:
-                        counters[name].add(detectors[name], graph)
+                    _count_round(counters, running, detectors, batch, round_index, target_errors, max_symbols)
                     bar.update(min(c.symbols for c in counters.values()) - bar.n)
                     bar.set_postfix(errors=min(c.symbol_errors for c in counters.values()))
             point = [_result(name, counters[name], nr, nt, sampler.qam.order, channel, snr, provenance[name])

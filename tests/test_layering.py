@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     ("core", ["gnnmimo.constellation", "gnnmimo.channels", "gnnmimo.graph", "gnnmimo.sampling", "gnnmimo.ops",
               "gnnmimo.linalg", "gnnmimo.equalization", "gnnmimo.tree_search", "gnnmimo.files",
-              "gnnmimo.precision"]),
+              "gnnmimo.precision", "gnnmimo.distributed"]),
     ("blocks and detectors", ["gnnmimo.blocks", "gnnmimo.detector", "gnnmimo.registry", "gnnmimo.losses",
                               "gnnmimo.checkpoint"]),
     ("zoo", ["zoo"]),

@@ -27,6 +27,7 @@ import sys
 import warnings
 
 import zoo
+from gnnmimo import distributed
 from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, apply_compute_arguments,
                                    channel_from_args, fraction, parse_int_list, parse_snr_list, positive_int)
 from gnnmimo.detector import Detector
@@ -148,9 +149,20 @@ def print_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
+def kept(results: list, args: argparse.Namespace) -> str:
+    """What an interrupted run leaves: its records, in ``--json`` if given."""
+    return f"{len(results)} records kept" + (f" in {args.json} (rerun with --resume to continue)" if args.json else "")
+
+
 def evaluate_main(args: argparse.Namespace) -> int:
-    check_outputs(args)
-    previous = previous_records(args)
+    """Under torchrun the ranks share the batches of every point (:func:`gnnmimo.evaluation.evaluate`);
+    rank 0 checks and reads the outputs, writes them and prints the tables."""
+    def open_outputs() -> list:
+        check_outputs(args)
+        return previous_records(args)
+
+    previous = distributed.from_main(open_outputs)
+    args.device = str(distributed.rank_device(args.device))
     detectors = build_detectors(args)
     if args.paired_with is not None and args.paired_with not in detectors:
         raise SystemExit(f"error: --paired-with {args.paired_with!r} names none of the detectors {list(detectors)}")
@@ -162,7 +174,7 @@ def evaluate_main(args: argparse.Namespace) -> int:
 
     def save(point):
         results.extend(point)
-        if args.json:
+        if args.json and distributed.is_main():
             save_json(results, args.json)
 
     try:
@@ -170,14 +182,21 @@ def evaluate_main(args: argparse.Namespace) -> int:
             warnings.showwarning = print_warning
             evaluate(detectors, sampler, args.nt, args.snr, args.target_errors, args.max_symbols,
                      args.batch_size, args.seed, previous=previous, on_point=save,
-                     progress=not args.no_progress, reference=args.paired_with)
+                     progress=not args.no_progress and distributed.is_main(), reference=args.paired_with)
     except ResumeMismatch as error:
         raise SystemExit(f"error: cannot resume from {args.json}: {error}\n"
                          "Use another --json for this run, or --overwrite to replace the file.") from None
     except KeyboardInterrupt:
-        print(f"\ninterrupted; {len(results)} records kept"
-              + (f" in {args.json} (rerun with --resume to continue)" if args.json else ""), file=sys.stderr)
+        print(f"\ninterrupted; {kept(results, args)}", file=sys.stderr)
         return 130
+    except distributed.PEER_FAILURES as error:
+        if not distributed.active():
+            raise
+        print(f"rank {distributed.rank()}: {type(error).__name__}: {str(error)[:300]}\n"
+              f"another rank is gone; {kept(results, args)}", file=sys.stderr)
+        return 1
+    if not distributed.is_main():
+        return 0
     table = markdown_table(results) + "\n" + snr_at_ser_table(results, args.ser_target)
     if args.paired_with:
         table += "\n" + paired_table(results)

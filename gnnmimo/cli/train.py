@@ -16,6 +16,7 @@ import os
 import sys
 
 import zoo
+from gnnmimo import distributed
 from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, channel_from_args, fraction,
                                    non_negative_float, non_negative_int, parse_int_range, parse_snr_option,
                                    positive_float, positive_int)
@@ -118,6 +119,12 @@ def train_main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # during start-up, or the second Ctrl-C: abort mid-step
         print(f"\n{aborted(trainer, args.out)}", file=sys.stderr)
         return 130
+    except distributed.PEER_FAILURES as error:
+        if not distributed.active():
+            raise
+        print(f"rank {distributed.rank()}: {type(error).__name__}: {str(error)[:300]}\n"
+              f"another rank is gone; {aborted(trainer, args.out)}, with any number of ranks", file=sys.stderr)
+        return 1
     return 130 if trainer.step < trainer.config.steps else 0
 
 
@@ -133,6 +140,8 @@ def start_trainer(args: argparse.Namespace) -> Trainer:
                          "or --overwrite to replace it") from None
     except (ValueError, TypeError, OSError) as error:
         raise SystemExit(f"error: {error}") from None
+    if not distributed.is_main():
+        return trainer
     if trainer.step:
         print(f"resuming {args.out} at step {trainer.step}", file=sys.stderr)
     ranges = ", ".join(f"{nt}: {low:g}..{high:g}" for nt, (low, high) in trainer.snr_ranges.items())
