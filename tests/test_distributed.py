@@ -112,7 +112,7 @@ def run_single(folder, args) -> subprocess.CompletedProcess:
 
 def test_ddp_steps_equal_single_process_steps_on_the_global_batch(folder):
     """3 steps on 2 ranks × 4 instances give the weights of 3 single-process steps on the 8 instances
-    the ranks drew (rank r at step s from derived_seed(seed, s, r)), to 1e-5 (float32: only the
+    the ranks drew (rank r at step s from derived_seed(seed, s, r)), to 1e-6 (float32: only the
     order of the gradient sums differs); the weights move by far more than that."""
     args = ["train", "--detector", "cued-detnet:nt=2,iterations=2", *TRAIN, "--steps", "3", "--eval-every", "3"]
     ranks = launch(folder, [*args, "--out", "ddp.pt"])
@@ -139,7 +139,7 @@ def test_ddp_steps_equal_single_process_steps_on_the_global_batch(folder):
     assert read_checkpoint(folder / "ddp.pt")["state"]["step"] == 3
     difference = max(float((trained[k] - v).abs().max()) for k, v in reference.detector.state_dict().items())
     moved = max(float((initial[k] - v).abs().max()) for k, v in reference.detector.state_dict().items())
-    assert difference <= 1e-5 and moved > 1e-3, (difference, moved)
+    assert difference <= 1e-6 and moved > 1e-3, (difference, moved)
 
 
 def test_ctrl_c_on_one_rank_and_a_dead_rank_leave_a_checkpoint_that_resumes_with_another_world_size(folder):
