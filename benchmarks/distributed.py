@@ -102,16 +102,21 @@ def measure(command: list[str], env: dict) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def scaling(report: dict) -> str:
-    """The expected N-GPU scaling from the measured gradient size (docs/distributed.md)."""
-    megabytes = 4 * report["parameters"] / 1e6
-    lines = [f"gradient {report['parameters']:,} float32 = {megabytes:.2f} MB per step; ring all-reduce moves "
-             "2(N-1)/N of it per GPU"]
-    for link, gigabytes_per_s, latency_us in (("NVLink (H100/H200 NVSwitch)", 300.0, 30.0),
-                                              ("PCIe 4 x16", 20.0, 50.0)):
-        for n in (2, 4, 8):
-            ms = 2 * (n - 1) / n * megabytes / gigabytes_per_s + (3 * latency_us) / 1e3  # 1 bucket + 2 scalars
-            lines.append(f"  {link}, N={n}: ~{ms:.3f} ms of communication per step")
+#: (link, NCCL all-reduce bus bandwidth GB/s, latency of one collective µs): typical figures, not measured here
+LINKS = (("NVLink/NVSwitch (H100, H200)", 300.0, 30.0), ("PCIe 4 x16", 20.0, 50.0))
+
+
+def scaling(sizes: dict[str, int]) -> str:
+    """The communication an N-GPU step needs for gradients of ``sizes`` (name → parameters): a ring
+    all-reduce moves ``2(N − 1)/N`` of the gradient through each GPU's link, plus the latencies of
+    the step's three collectives (DDP's buckets counted as one)."""
+    lines = []
+    for name, parameters in sizes.items():
+        megabytes = 4 * parameters / 1e6
+        lines.append(f"{name}: {parameters:,} parameters = {megabytes:.2f} MB of float32 gradient per step")
+        for link, gigabytes_per_s, latency_us in LINKS:
+            times = [2 * (n - 1) / n * megabytes / gigabytes_per_s + 3 * latency_us / 1e3 for n in (2, 4, 8)]
+            lines.append(f"  {link}: " + ", ".join(f"N={n} ~{ms:.2f} ms" for n, ms in zip((2, 4, 8), times)))
     return "\n".join(lines)
 
 
@@ -143,7 +148,8 @@ def main() -> None:
           f"all-reduce the gradient ({ranks['gradient_all_reduce_ms']:.2f} ms alone, gloo) and two scalars "
           f"({ranks['scalar_all_reduce_ms']:.3f} ms each): "
           f"{(ranks['gradient_all_reduce_ms'] + 2 * ranks['scalar_all_reduce_ms']) / ranks['step_ms']:.1%} of the step")
-    print(scaling(ranks))
+    paper = sum(p.numel() for p in create("remimo", 16, config="paper").parameters())
+    print(scaling({"RE-MIMO small": ranks["parameters"], "RE-MIMO paper (Nr 64, d 512, 12 blocks)": paper}))
 
 
 if __name__ == "__main__":
