@@ -43,7 +43,8 @@ PLUGIN = textwrap.dedent('''
 
     @register("cued-detnet")
     class CuedDetNet(DetNet):
-        """DetNet, cued at its ``$CUE_AT``-th training loss (step ``$CUE_AT`` of this process)."""
+        """DetNet, cued at its ``$CUE_AT``-th loss: on a rank, the first is the trainer's probe for
+        unused parameters, then one per step (step ``$CUE_AT − 1`` of this process)."""
         calls = 0
 
         def loss(self, graph):
@@ -146,13 +147,13 @@ def test_ctrl_c_on_one_rank_and_a_dead_rank_leave_a_checkpoint_that_resumes_with
     args = ["train", "--detector", "cued-detnet:nt=2,iterations=2", *TRAIN, "--eval-every", "100",
             "--checkpoint-every", "2", "--out", "run.pt"]
     # Ctrl-C reaches rank 1 alone, during its step 3: both ranks stop after step 3 and rank 0 saves it
-    ranks = launch(folder, [*args, "--steps", "20"], CUE_RANK="1", CUE_AT="3", CUE_SIGNAL="SIGINT")
+    ranks = launch(folder, [*args, "--steps", "20"], CUE_RANK="1", CUE_AT="4", CUE_SIGNAL="SIGINT")
     assert [r.returncode for r in ranks] == [130, 130], ranks[0].stderr[-2000:] + ranks[1].stderr[-2000:]
     assert "interrupted at step 3; saved run.pt" in ranks[0].stdout
     assert read_checkpoint(folder / "run.pt")["state"]["step"] == 3
 
     # resumed, rank 1 dies (SIGKILL) in its 4th step, step 7: rank 0 ends too; the checkpoint of step 6 stays
-    ranks = launch(folder, [*args, "--steps", "20", "--resume"], CUE_RANK="1", CUE_AT="4", CUE_SIGNAL="SIGKILL")
+    ranks = launch(folder, [*args, "--steps", "20", "--resume"], CUE_RANK="1", CUE_AT="5", CUE_SIGNAL="SIGKILL")
     assert ranks[1].returncode == -9 and ranks[0].returncode == 1, ranks[0].stderr[-2000:]
     assert "another rank is gone" in ranks[0].stderr and "checkpoint of step 6" in ranks[0].stderr
     assert read_checkpoint(folder / "run.pt")["state"]["step"] == 6

@@ -125,9 +125,8 @@ class Trainer:
             self._restore(checkpoint)
         self._loss = _TrainingLoss(self.detector, config)
         if distributed.active():
-            # some detectors leave parameters out of the loss (DetNet's last v-update): DDP must look
             self._loss = DistributedDataParallel(self._loss, device_ids=[device] if device.type == "cuda" else None,
-                                                 find_unused_parameters=True)
+                                                 find_unused_parameters=self._leaves_parameters_out())
 
     # ---------------------------------------------------------------- setup
     def _make_scheduler(self):
@@ -185,6 +184,17 @@ class Trainer:
             raise ValueError(f"cannot resume from {checkpoint['path']}: its configuration differs "
                              f"(checkpoint vs requested): " + "; ".join(found)
                              + ". Use another --out to start a new run.")
+
+    def _leaves_parameters_out(self) -> bool:
+        """Whether the loss of a probe instance leaves trainable parameters without a gradient (DetNet's
+        last v-update feeds nothing): DDP must then look for them after every backward pass, a traversal
+        of the graph that it is told to make only where needed. The probe draws from its own generator."""
+        probe = sample_minibatch(self.config, self.sampler, self._snr_table, self.sampler.generator(self.config.seed),
+                                 size=1)
+        self._loss(probe).backward()
+        unused = any(p.grad is None for p in self.detector.parameters() if p.requires_grad)
+        self.optimizer.zero_grad(set_to_none=True)
+        return unused
 
     # ----------------------------------------------------------------- data
     def sample_batch(self) -> MIMOGraph:
