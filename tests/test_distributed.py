@@ -9,6 +9,7 @@ by environment variables, kill themselves (``SIGKILL``: a crashed rank) or send 
 import importlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import torch
 
 from gnnmimo import distributed
 from gnnmimo.checkpoint import read_checkpoint
-from gnnmimo.cli import build_parser
+from gnnmimo.cli import build_parser, main
 from gnnmimo.cli.train import config_from_args
 from gnnmimo.registry import create
 from gnnmimo.train import Trainer, concat_graphs
@@ -68,12 +69,18 @@ EVALUATE = ["--nr", "4", "--nt", "2,3", "--qam", "4", "--snr", "0,6,12", "--targ
             "--max-symbols", "3000", "--batch-size", "32", "--threads", "1", "--no-progress"]
 
 
+def plugin_folder(path):
+    """``path`` with the plugin module, importable here (registered once per session) and in the ranks."""
+    (path / "cued_detectors.py").write_text(PLUGIN)
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+    importlib.import_module("cued_detectors")
+    return path
+
+
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
-    """A working folder holding the plugin module, importable here and in the ranks."""
-    (tmp_path / "cued_detectors.py").write_text(PLUGIN)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.import_module("cued_detectors")  # registers the detectors here too (once per session)
+    monkeypatch.chdir(plugin_folder(tmp_path))
     return tmp_path
 
 
@@ -105,22 +112,35 @@ def launch(folder, args, world=2, **cue) -> list[subprocess.CompletedProcess]:
     return results
 
 
-def run_single(folder, args) -> subprocess.CompletedProcess:
-    """``python -m gnnmimo --plugin cued_detectors ARGS`` in one plain process."""
-    command = [sys.executable, "-m", "gnnmimo", "--plugin", "cued_detectors", *args]
-    return subprocess.run(command, cwd=folder, env=environment(folder), capture_output=True, text=True, timeout=240)
+def run_here(args) -> int:
+    """``gnnmimo --plugin cued_detectors ARGS`` in this process (a plain one: no process group)."""
+    return main(["--plugin", "cued_detectors", *args])
 
 
-def test_ddp_steps_equal_single_process_steps_on_the_global_batch(folder):
-    """3 steps on 2 ranks × 4 instances give the weights of 3 single-process steps on the 8 instances
-    the ranks drew (rank r at step s from derived_seed(seed, s, r)), to 1e-6 (float32: only the
-    order of the gradient sums differs); the weights move by far more than that."""
-    args = ["train", "--detector", "cued-detnet:nt=2,iterations=2", *TRAIN, "--steps", "3", "--eval-every", "3"]
-    ranks = launch(folder, [*args, "--out", "ddp.pt"])
-    assert [r.returncode for r in ranks] == [0, 0], ranks[0].stderr[-2000:] + ranks[1].stderr[-2000:]
-    assert "step 3: train" in ranks[0].stdout and ranks[1].stdout == ""  # rank 0 logs
+TRAIN_RUN = ["train", "--detector", "cued-detnet:nt=2,iterations=2", *TRAIN, "--eval-every", "100",
+             "--checkpoint-every", "2", "--out", "run.pt"]
 
-    config = config_from_args(build_parser().parse_args(args + ["--out", "unused.pt"]))
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory):
+    """A 2-rank run of up to 20 steps, which Ctrl-C stops on rank 1 alone during its step 3 (the ranks)."""
+    folder = plugin_folder(tmp_path_factory.mktemp("interrupted"))
+    return folder, launch(folder, [*TRAIN_RUN, "--steps", "20"], CUE_RANK="1", CUE_AT="4", CUE_SIGNAL="SIGINT")
+
+
+def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_step_saved(interrupted):
+    folder, ranks = interrupted
+    assert [r.returncode for r in ranks] == [130, 130], ranks[0].stderr[-2000:] + ranks[1].stderr[-2000:]
+    assert "interrupted at step 3; saved run.pt" in ranks[0].stdout and ranks[1].stdout == ""  # rank 0 logs
+    assert read_checkpoint(folder / "run.pt")["state"]["step"] == 3
+
+
+def test_ddp_steps_equal_single_process_steps_on_the_global_batch(interrupted):
+    """The 3 steps on 2 ranks × 4 instances give the weights of 3 single-process steps on the 8
+    instances the ranks drew (rank r at step s from derived_seed(seed, s, r)), to 1e-6 (float32:
+    only the order of the gradient sums differs); the weights move by far more than that."""
+    folder, _ = interrupted
+    config = config_from_args(build_parser().parse_args([*TRAIN_RUN, "--steps", "20"]))
 
     class GlobalBatch(Trainer):
         """The single-process reference: each step on the union of the ranks' draws."""
@@ -135,32 +155,23 @@ def test_ddp_steps_equal_single_process_steps_on_the_global_batch(folder):
     reference = GlobalBatch(config, lambda: create(config.detector, config.qam, **config.options), progress=False,
                             log=lambda message: None)
     initial = {k: v.clone() for k, v in reference.detector.state_dict().items()}
-    reference.run()
-    trained = read_checkpoint(folder / "ddp.pt")["model"]
-    assert read_checkpoint(folder / "ddp.pt")["state"]["step"] == 3
+    reference.run(on_step=lambda trainer: trainer.request_stop() if trainer.step == 3 else None)
+    trained = read_checkpoint(folder / "run.pt")["model"]
     difference = max(float((trained[k] - v).abs().max()) for k, v in reference.detector.state_dict().items())
     moved = max(float((initial[k] - v).abs().max()) for k, v in reference.detector.state_dict().items())
-    assert difference <= 1e-6 and moved > 1e-3, (difference, moved)
+    assert reference.step == 3 and difference <= 1e-6 and moved > 1e-3, (reference.step, difference, moved)
 
 
-def test_ctrl_c_on_one_rank_and_a_dead_rank_leave_a_checkpoint_that_resumes_with_another_world_size(folder):
-    args = ["train", "--detector", "cued-detnet:nt=2,iterations=2", *TRAIN, "--eval-every", "100",
-            "--checkpoint-every", "2", "--out", "run.pt"]
-    # Ctrl-C reaches rank 1 alone, during its step 3: both ranks stop after step 3 and rank 0 saves it
-    ranks = launch(folder, [*args, "--steps", "20"], CUE_RANK="1", CUE_AT="4", CUE_SIGNAL="SIGINT")
-    assert [r.returncode for r in ranks] == [130, 130], ranks[0].stderr[-2000:] + ranks[1].stderr[-2000:]
-    assert "interrupted at step 3; saved run.pt" in ranks[0].stdout
-    assert read_checkpoint(folder / "run.pt")["state"]["step"] == 3
-
-    # resumed, rank 1 dies (SIGKILL) in its 4th step, step 7: rank 0 ends too; the checkpoint of step 6 stays
-    ranks = launch(folder, [*args, "--steps", "20", "--resume"], CUE_RANK="1", CUE_AT="5", CUE_SIGNAL="SIGKILL")
+def test_a_dead_rank_leaves_a_checkpoint_that_resumes_with_another_world_size(interrupted, folder):
+    shutil.copy(interrupted[0] / "run.pt", folder / "run.pt")
+    # resumed at step 3, rank 1 dies (SIGKILL) in its 4th step, step 7: rank 0 ends too; step 6's checkpoint stays
+    ranks = launch(folder, [*TRAIN_RUN, "--steps", "20", "--resume"], CUE_RANK="1", CUE_AT="5", CUE_SIGNAL="SIGKILL")
     assert ranks[1].returncode == -9 and ranks[0].returncode == 1, ranks[0].stderr[-2000:]
     assert "another rank is gone" in ranks[0].stderr and "checkpoint of step 6" in ranks[0].stderr
     assert read_checkpoint(folder / "run.pt")["state"]["step"] == 6
 
-    # one plain process continues it to the end
-    single = run_single(folder, [*args, "--steps", "8", "--resume"])
-    assert single.returncode == 0, single.stderr[-2000:]
+    # a plain process continues it to the end
+    assert run_here([*TRAIN_RUN, "--steps", "8", "--resume"]) == 0
     assert read_checkpoint(folder / "run.pt")["state"]["step"] == 8
 
 
@@ -174,8 +185,7 @@ def test_sharded_evaluation_gives_the_single_process_records_also_resumed_after_
     """The cued LMMSE kills rank 0 at the first 6 dB batch (the 0 dB records are written by then);
     the resumed 2-rank run completes the file with the records of one process, paired ones included."""
     args = ["evaluate", "--detector", "cued-mmse", "--detector", "zf", "--paired-with", "cued-mmse", *EVALUATE]
-    single = run_single(folder, [*args, "--json", "single.json"])
-    assert single.returncode == 0, single.stderr[-2000:]
+    assert run_here([*args, "--json", "single.json"]) == 0
 
     ranks = launch(folder, [*args, "--json", "sharded.json"], CUE_RANK="0", CUE_AT="6", CUE_SIGNAL="SIGKILL")
     assert ranks[0].returncode == -9 and ranks[1].returncode == 1, ranks[1].stderr[-2000:]
