@@ -20,13 +20,16 @@ so that the loops call them unconditionally:
   rank ``r`` draw chunk ``k`` of a Monte-Carlo stream without drawing chunks ``0 … k − 1``.
 
 A rank that dies makes the collectives of the others fail (gloo: the connection closes; NCCL:
-its watchdog times out); :data:`PEER_FAILURES` are the exceptions they raise.
+its watchdog times out); :data:`PEER_FAILURES` are the exceptions they raise, and
+:func:`ends_if_a_rank_dies` turns them into a clean exit that says what is left.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import os
+import sys
 from typing import Callable, TypeVar
 
 import torch
@@ -102,6 +105,20 @@ def shutdown() -> None:
     """Leave the process group (if any)."""
     if active():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def ends_if_a_rank_dies(left: Callable[[], str]):
+    """In a process group, a collective that fails because another rank is gone ends this rank with
+    exit status 1 and the message ``another rank is gone; {left()}`` (what the run leaves behind)."""
+    try:
+        yield
+    except PEER_FAILURES as error:
+        if not active():
+            raise
+        print(f"rank {rank()}: {type(error).__name__}: {str(error)[:300]}\nanother rank is gone; {left()}",
+              file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def _communication_device() -> torch.device:

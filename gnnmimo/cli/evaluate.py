@@ -178,8 +178,8 @@ def evaluate_main(args: argparse.Namespace) -> int:
             save_json(results, args.json)
 
     try:
-        with warnings.catch_warnings():   # e.g. a checkpoint outside its trained system, before any point
-            warnings.showwarning = print_warning
+        with warnings.catch_warnings(), distributed.ends_if_a_rank_dies(lambda: kept(results, args)):
+            warnings.showwarning = print_warning   # e.g. a checkpoint outside its trained system, before any point
             evaluate(detectors, sampler, args.nt, args.snr, args.target_errors, args.max_symbols,
                      args.batch_size, args.seed, previous=previous, on_point=save,
                      progress=not args.no_progress and distributed.is_main(), reference=args.paired_with)
@@ -189,12 +189,6 @@ def evaluate_main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; {kept(results, args)}", file=sys.stderr)
         return 130
-    except distributed.PEER_FAILURES as error:
-        if not distributed.active():
-            raise
-        print(f"rank {distributed.rank()}: {type(error).__name__}: {str(error)[:300]}\n"
-              f"another rank is gone; {kept(results, args)}", file=sys.stderr)
-        return 1
     if not distributed.is_main():
         return 0
     table = markdown_table(results) + "\n" + snr_at_ser_table(results, args.ser_target)

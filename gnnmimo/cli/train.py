@@ -111,20 +111,15 @@ def train_main(args: argparse.Namespace) -> int:
     """``gnnmimo train``: train a detector and write checkpoints to ``--out``."""
     trainer = None
     try:
-        trainer = start_trainer(args)
-        if args.compile:
-            trainer.detector.compile()
-        trainer.log_references({name: zoo.create(name, trainer.config.qam) for name in REFERENCES})
-        trainer.run(on_step=deadline(args.time_limit))
+        with distributed.ends_if_a_rank_dies(lambda: f"{aborted(trainer, args.out)}, with any number of ranks"):
+            trainer = start_trainer(args)
+            if args.compile:
+                trainer.detector.compile()
+            trainer.log_references({name: zoo.create(name, trainer.config.qam) for name in REFERENCES})
+            trainer.run(on_step=deadline(args.time_limit))
     except KeyboardInterrupt:  # during start-up, or the second Ctrl-C: abort mid-step
         print(f"\n{aborted(trainer, args.out)}", file=sys.stderr)
         return 130
-    except distributed.PEER_FAILURES as error:
-        if not distributed.active():
-            raise
-        print(f"rank {distributed.rank()}: {type(error).__name__}: {str(error)[:300]}\n"
-              f"another rank is gone; {aborted(trainer, args.out)}, with any number of ranks", file=sys.stderr)
-        return 1
     return 130 if trainer.step < trainer.config.steps else 0
 
 
