@@ -424,7 +424,7 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler, nts: Itera
         nts, snrs_db: user counts (integers >= 1) and SNRs (finite, dB).
         target_errors: a detector stops at a point after this many symbol errors …
         max_symbols: … or after this many symbols.
-        batch_size: instances per batch.
+        batch_size: instances per batch (the chunk of the stream that a rank takes in a sharded run).
         seed: base seed of the sample streams.
         previous: records of an earlier run (to resume it): a point whose record is there with this
             run's provenance is not run again; one with another provenance, or none, raises
