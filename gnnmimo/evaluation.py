@@ -219,10 +219,10 @@ def record_provenance(detector: Detector, sampler: MIMOSampler, *, seed: int, ta
                       max_symbols: int, batch_size: int, reference: str | None) -> dict:
     """What determines a record of ``detector`` besides its point (:func:`point_key`), as plain JSON data.
 
-    * the sample stream: ``seed`` and how batches are seeded (``stream``); the sampler's ``precision``, antenna range ``nr`` and exact
-      ``channel``; the ``device`` *type*, since a CUDA generator draws another stream than the CPU one
-      (which GPU, and how many CPU threads, do not change the numbers: seeded runs are bit-identical
-      across thread counts);
+    * the sample stream: ``seed`` and how batches are seeded (``stream``); the sampler's ``precision``,
+      antenna range ``nr`` and exact ``channel``; the ``device`` *type*, since a CUDA generator draws
+      another stream than the CPU one (which GPU, how many CPU threads and how many ranks share the
+      work do not change the numbers: seeded runs are bit-identical across them);
     * where a point stops: ``target_errors``, ``max_symbols`` and ``batch_size`` (the stopping rule is
       checked after every batch);
     * the ``detector``: its registered name (or ``module:Class``), constellation and resolved options

@@ -321,10 +321,11 @@ class Trainer:
                 "torch_version": str(torch.__version__)}
 
     def save(self, path: str | Path | None = None) -> None:
-        """Write a checkpoint (atomically) to ``path`` or ``out``."""
+        """Write a checkpoint (atomically) to ``path`` or ``out`` (rank 0 of a data-parallel run)."""
         path = Path(path or self.out)
-        training = {**self.config.to_dict(), "snr_ranges": {str(k): list(v) for k, v in self.snr_ranges.items()}}
         if distributed.is_main():
+            training = {**self.config.to_dict(),
+                        "snr_ranges": {str(k): list(v) for k, v in self.snr_ranges.items()}}
             save_checkpoint(path, self.detector, system=self.config.system(), training=training,
                             state=self.training_state())
         if path == self.out:
