@@ -22,7 +22,9 @@ from gnnmimo import distributed
 from gnnmimo.checkpoint import read_checkpoint
 from gnnmimo.cli import build_parser, main
 from gnnmimo.cli.train import config_from_args
+from gnnmimo.evaluation import evaluate, point_seed
 from gnnmimo.registry import create
+from gnnmimo.sampling import MIMOSampler
 from gnnmimo.train import Trainer, concat_graphs
 from gnnmimo.train.data import sample_minibatch
 
@@ -199,3 +201,17 @@ def test_sharded_evaluation_gives_the_single_process_records_also_resumed_after_
     # the stopping rule ends points within a round, so the equality is not that of whole rounds
     assert any(r["instances"] // 32 % 2 for r in expected)
     assert records(folder / "sharded.json") == expected
+
+
+def test_the_evaluation_stream_is_one_seed_per_batch(one_thread):
+    """Batch k of a point comes from derived_seed(point_seed(seed, Nt, SNR), k): the stream a rank
+    can draw from without the batches before it (counted here by hand on 3 batches)."""
+    sampler, detector = MIMOSampler(4, 2, 4), create("mmse", 4)
+    [record] = evaluate({"mmse": detector}, sampler, [2], [3.0], target_errors=10**6, max_symbols=3 * 16 * 2,
+                        batch_size=16, seed=7, progress=False)
+    errors = 0
+    for k in range(3):
+        graph = sampler.sample(16, sampler.generator(distributed.derived_seed(point_seed(7, 2, 3.0), k)),
+                               snr_db=3.0, nt=2)
+        errors += int((detector.detect(graph).hard != graph["user"].label).sum())
+    assert (record.instances, record.symbol_errors) == (48, errors) and errors > 0
