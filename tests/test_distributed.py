@@ -18,7 +18,7 @@ import textwrap
 import pytest
 import torch
 
-from gnnmimo import distributed
+from gnnmimo import distributed, registry
 from gnnmimo.checkpoint import read_checkpoint
 from gnnmimo.cli import build_parser, main
 from gnnmimo.cli.train import config_from_args
@@ -71,8 +71,24 @@ EVALUATE = ["--nr", "4", "--nt", "2,3", "--qam", "4", "--snr", "0,6,12", "--targ
             "--max-symbols", "3000", "--batch-size", "32", "--threads", "1", "--no-progress"]
 
 
+#: what the plugin registers
+CUED = ("cued-detnet", "cued-mmse")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plugin_registered_for_this_module_only():
+    """Other tests enumerate the registry: the plugin's detectors leave it, and its module leaves
+    the imports and ``sys.path``, after this module."""
+    path = list(sys.path)
+    yield
+    for name in CUED:
+        registry._NAMES.pop(registry._REGISTRY.pop(name, None), None)
+    sys.modules.pop("cued_detectors", None)
+    sys.path[:] = path
+
+
 def plugin_folder(path):
-    """``path`` with the plugin module, importable here (registered once per session) and in the ranks."""
+    """``path`` with the plugin module, importable here (registered once per module) and in the ranks."""
     (path / "cued_detectors.py").write_text(PLUGIN)
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
