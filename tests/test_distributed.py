@@ -219,6 +219,22 @@ def test_sharded_evaluation_gives_the_single_process_records_also_resumed_after_
     assert records(folder / "sharded.json") == expected
 
 
+def test_sharded_coded_evaluation_of_stored_instances_with_a_short_last_batch_equals_one_process(folder):
+    """96 stored instances per point in batches of 40 (40, 40, 16): rank 1 pads the short batch's tally
+    and sends an empty one past the end; the 2-rank records, coded counts included, are one process's."""
+    assert run_here(["sample", "--nr", "4", "--nt", "2", "--qam", "4", "--snr", "0,6", "--max-symbols", "192",
+                     "--batch-size", "32", "--out", "data.pt"]) == 0
+    args = ["evaluate", "--detector", "mmse", "--detector", "zf", "--paired-with", "mmse", "--data", "data.pt",
+            "--target-errors", "100000", "--max-symbols", "100000", "--batch-size", "40",
+            "--code", "ldpc5g:k=16,n=32", "--threads", "1", "--no-progress"]
+    assert run_here([*args, "--json", "single.json"]) == 0
+    ranks = launch(folder, [*args, "--json", "sharded.json"])
+    assert [r.returncode for r in ranks] == [0, 0], ranks[0].stderr[-2000:] + ranks[1].stderr[-2000:]
+    expected = records(folder / "single.json")
+    assert len(expected) == 4 and all(r["instances"] == 96 and r["coded"]["blocks"] > 0 for r in expected)
+    assert records(folder / "sharded.json") == expected
+
+
 def test_the_evaluation_stream_is_one_seed_per_batch(one_thread):
     """Batch k of a point comes from derived_seed(point_seed(seed, Nt, SNR), k): the stream a rank
     can draw from without the batches before it (counted here by hand on 3 batches)."""
@@ -229,5 +245,5 @@ def test_the_evaluation_stream_is_one_seed_per_batch(one_thread):
     for k in range(3):
         graph = sampler.sample(16, sampler.generator(distributed.derived_seed(point_seed(7, 2, 3.0), k)),
                                snr_db=3.0, nt=2)
-        errors += int((detector.detect(graph).hard != graph["user"].label).sum())
+        errors += int((detector.detect(graph).hard != graph["user"].y).sum())
     assert (record.instances, record.symbol_errors) == (48, errors) and errors > 0
