@@ -564,10 +564,12 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler | BatchSour
         bit_stream = point_seed(seed + 1, nt, snr)
 
         def batch(k: int) -> tuple[MIMOGraph | None, Tensor | None]:
+            """Batch ``k`` and, in a coded run, its information bits (seeded by ``k`` too)."""
             graph = source.batch(nt, snr, batch_size, k)
             if link is None or graph is None:
                 return graph, None
-            return graph, link.draw_info_bits(graph, torch.Generator().manual_seed(distributed.derived_seed(bit_stream, k)))
+            bits = torch.Generator().manual_seed(distributed.derived_seed(bit_stream, k))
+            return graph, link.draw_info_bits(graph, bits)
 
         def finished(name: str) -> bool:
             return counters[name].done(target_errors, max_symbols, target_block_errors)
