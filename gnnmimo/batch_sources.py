@@ -10,19 +10,22 @@ the source's batches of that point end. A source has
   system, or ``None``/a label when unknown) and ``channel_name`` (what records call it);
 * ``points()``: the points it holds, or ``None`` when it can draw any;
 * ``batches(nt, snr_db, batch_size)``: an iterator over the point's batches, the same ones on
-  every call (a resumed or repeated run measures the same instances);
+  every call (a resumed or repeated run measures the same instances), and ``batch(nt, snr_db,
+  batch_size, k)``: batch ``k`` of them on its own (``None`` past the end), so that the ranks of a
+  sharded evaluation (:mod:`gnnmimo.distributed`) each draw only their batches;
 * ``provenance()``: plain data that identifies the batches, stored in every record
   (:func:`gnnmimo.evaluation.record_provenance`), so that ``--resume`` reuses a record only for
   the same data.
 
 Two sources exist: :class:`SampledBatches`, a :class:`~gnnmimo.sampling.MIMOSampler`'s endless
-stream per point (seeded by the point, :func:`point_seed`), and
+stream per point (batch ``k`` seeded by ``derived_seed(point_seed(seed, Nt, SNR), k)``), and
 :class:`~gnnmimo.instances.InstanceSet`, stored instances (your tensors, graphs, a file). Writing
 the first ``stream_length`` batches of a sampled point into an instance set (``gnnmimo sample``)
 gives a file on which the evaluator counts exactly the errors of the sampled run.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from dataclasses import asdict
@@ -32,6 +35,7 @@ import torch
 
 from gnnmimo.channels import ChannelModel
 from gnnmimo.constellation import QAM
+from gnnmimo.distributed import derived_seed
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.instances import InstanceSet
 from gnnmimo.sampling import MIMOSampler
@@ -50,6 +54,8 @@ class BatchSource(Protocol):
 
     def batches(self, nt: int, snr_db: float, batch_size: int) -> Iterator[MIMOGraph]: ...
 
+    def batch(self, nt: int, snr_db: float, batch_size: int, k: int) -> MIMOGraph | None: ...
+
     def provenance(self) -> dict: ...
 
 
@@ -59,8 +65,9 @@ def point_seed(seed: int, nt: int, snr_db: float) -> int:
 
 
 class SampledBatches:
-    """``sampler``'s batches at each point, from the stream seeded by ``point_seed(seed, Nt, SNR)``
-    (the sampler's own ``nt`` and ``snr_db`` ranges are overridden per point)."""
+    """``sampler``'s batches at each point, batch ``k`` from the seed ``derived_seed(point_seed(seed,
+    Nt, SNR), k)`` (the sampler's own ``nt`` and ``snr_db`` ranges are overridden per point): any
+    batch is drawn without the ones before it, the same on every rank."""
 
     def __init__(self, sampler: MIMOSampler, seed: int = 0):
         self.sampler, self.seed = sampler, seed
@@ -72,18 +79,20 @@ class SampledBatches:
         return None
 
     def batches(self, nt: int, snr_db: float, batch_size: int) -> Iterator[MIMOGraph]:
-        generator = self.sampler.generator(point_seed(self.seed, nt, snr_db))
-        while True:
-            yield self.sampler.sample(batch_size, generator, snr_db=snr_db, nt=nt)
+        return (self.batch(nt, snr_db, batch_size, k) for k in itertools.count())
+
+    def batch(self, nt: int, snr_db: float, batch_size: int, k: int) -> MIMOGraph:
+        generator = self.sampler.generator(derived_seed(point_seed(self.seed, nt, snr_db), k))
+        return self.sampler.sample(batch_size, generator, snr_db=snr_db, nt=nt)
 
     def provenance(self) -> dict:
-        """The stream: ``seed``; the sampler's ``precision``, antenna range ``nr`` and exact ``channel``;
-        the ``device`` *type*, since a CUDA generator draws another stream than the CPU one (which GPU,
-        and how many CPU threads, do not change the numbers: seeded runs are bit-identical across
-        thread counts)."""
+        """The stream: ``seed`` and how batches are seeded (``stream``); the sampler's ``precision``,
+        antenna range ``nr`` and exact ``channel``; the ``device`` *type*, since a CUDA generator draws
+        another stream than the CPU one (which GPU, how many CPU threads and how many ranks share the
+        work do not change the numbers: seeded runs are bit-identical across them)."""
         sampler = self.sampler
-        return {"seed": self.seed, "precision": sampler.precision, "nr": sampler.nr_range,
-                "channel": asdict(sampler.channel), "device": sampler.device.type}
+        return {"seed": self.seed, "stream": "one seed per batch", "precision": sampler.precision,
+                "nr": sampler.nr_range, "channel": asdict(sampler.channel), "device": sampler.device.type}
 
 
 def stream_length(max_symbols: int, batch_size: int, nt: int) -> int:

@@ -1,14 +1,30 @@
 r"""Monte-Carlo SER/BER evaluation of several detectors on the same samples.
 
 For each user count ``Nt`` and SNR, the batches come from a *batch source*
-(:mod:`gnnmimo.batch_sources`): a sampler's seeded stream (the seed is derived
-from ``(seed, Nt, SNR)``, so a point is reproducible on its own and a resumed
-run draws the same samples), or stored instances (your tensors or graphs, a
-file; :class:`~gnnmimo.instances.InstanceSet`), whose batches of a point end
-with its instances. Every detector still running sees every batch; a detector
-stops at a point once it has made ``target_errors`` symbol errors or seen
-``max_symbols`` symbols (or when the batches end), so all detectors are
-measured on a common prefix of the same batches.
+(:mod:`gnnmimo.batch_sources`): a sampler's seeded stream (batch ``k`` from its
+own seed, derived from the point's seed — itself from ``(seed, Nt, SNR)`` — and
+``k``, so a point is reproducible on its own, a resumed run draws the same
+samples, and any batch can be drawn without the ones before it), or stored
+instances (your tensors or graphs, a file; :class:`~gnnmimo.instances.InstanceSet`),
+whose batches of a point end with its instances. Every detector still running
+sees every batch; a detector stops at a point once it has made
+``target_errors`` symbol errors or seen ``max_symbols`` symbols (or when the
+batches end), so all detectors are measured on a common prefix of the same
+batches.
+
+**Sharded over ranks** (a ``torchrun`` launch, :mod:`gnnmimo.distributed`):
+the batches are the stream's fixed chunks, and in round ``j`` rank ``r`` of
+``N`` counts batch ``jN + r``. After each round the ranks exchange the counts
+of their batch (per detector: the error counts, the coded counts of a coded
+run and each instance's symbol errors, padded to ``batch_size`` for the short
+last batch of stored instances; a rank past their end sends an empty tally,
+which ends the point) and every rank adds them up in stream order, batch by
+batch, with the stopping rule checked after each batch as in one process: a
+detector done within a round ignores the rest of it. So an ``N``-rank run
+counts exactly the batches a single process counts, and its records (errors,
+symbols, intervals, paired statistics, coded counts; not ``seconds``) are
+identical for every ``N``; at most ``N − 1`` batches per detector and point
+are computed in vain.
 
 **Intervals** (95 % by default) are Clopper–Pearson intervals on the
 *effective* sample size of Korn & Graubard (1998). The symbols of one instance
@@ -54,6 +70,7 @@ trained range, another CSI error — its numbers are extrapolation;
 """
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import time
@@ -63,9 +80,11 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Mapping
 
 import torch
+import torch.nn.functional as F
 from scipy.stats import beta, binomtest, t as student_t
 from torch import Tensor
 
+from gnnmimo import distributed
 from gnnmimo.batch_sources import BatchSource, batch_source, point_seed
 from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import differences, library_version
@@ -212,9 +231,10 @@ def record_provenance(detector: Detector, source: BatchSource, *, target_errors:
     """What determines a record of ``detector`` besides its point (:func:`point_key`), as plain JSON data.
 
     * the batches: the ``source``'s provenance (:mod:`gnnmimo.batch_sources`): for a sampler's
-      stream ``seed``, ``precision``, ``nr``, ``channel`` and ``device`` type
-      (:meth:`~gnnmimo.batch_sources.SampledBatches.provenance`); for stored instances
-      ``data.sha256``, the digest of their content, and ``data.instances``;
+      stream ``seed``, how batches are seeded (``stream``), ``precision``, ``nr``, ``channel`` and
+      ``device`` type (:meth:`~gnnmimo.batch_sources.SampledBatches.provenance`; how many ranks share
+      the work does not change the numbers); for stored instances ``data.sha256``, the digest of
+      their content, and ``data.instances``;
     * where a point stops: ``target_errors``, ``max_symbols`` and ``batch_size`` (the stopping rule is
       checked after every batch);
     * the ``detector``: its registered name (or ``module:Class``), constellation and resolved options
@@ -333,6 +353,38 @@ def planned_points(source: BatchSource, nts: Iterable[int] | None, snrs_db: Iter
             if (not wanted_nts or nt in wanted_nts) and (not wanted_snrs or round(snr, 6) in wanted_snrs)]
 
 
+#: the counts of a batch's tally (:func:`_tally`), in order; then its detector time (ns), the coded
+#: counts (:class:`~gnnmimo.link.CodedCounts`, zero uncoded) and the per-instance errors
+TALLY_COUNTS = ("instances", "symbols", "bits", "symbol_errors", "bit_errors", "symbol_error_squares",
+                "bit_error_squares")
+CODED_COUNTS = tuple(vars(CodedCounts()))
+_HEAD = len(TALLY_COUNTS) + 1 + len(CODED_COUNTS)
+
+
+def _tally(detector: Detector, graph: MIMOGraph | None, width: int, link: CodedLink | None = None,
+           info_bits: Tensor | None = None) -> Tensor:
+    """``[len(TALLY_COUNTS) + 1 + len(CODED_COUNTS) + width]`` int64: what detecting one batch adds
+    to a :class:`_Counter` — the counts, the detector's time in nanoseconds, the coded counts of
+    ``link`` on ``info_bits`` and each instance's symbol errors, padded with −1 to ``width``
+    instances (one tensor of one shape on every rank, so that ranks exchange it in one collective).
+    ``graph=None`` (past the end of stored instances): an empty tally, 0 instances."""
+    if graph is None:
+        return torch.cat([torch.zeros(_HEAD, dtype=torch.long), torch.full((width,), -1)])
+    start = time.perf_counter_ns()
+    detection = detector.detect(graph)
+    hard = detection.hard
+    nanoseconds = time.perf_counter_ns() - start
+    coded = CodedCounts() if link is None else link.count(graph, detection.llr(), info_bits.to(hard.device))
+    label = graph["user"].y
+    errors = torch.stack([(hard != label).long(),  # [2, N_u]: symbol, bit errors per user
+                          (detector.qam.bits_of(hard) != detector.qam.bits_of(label)).sum(-1)])
+    per_instance = errors.new_zeros(2, graph.num_instances).index_add_(1, graph.user_batch, errors)
+    sizes = per_instance.new_tensor([graph.num_instances, label.numel(), label.numel() * detector.qam.num_bits])
+    return torch.cat([sizes, per_instance.sum(1), per_instance.square().sum(1), sizes.new_tensor([nanoseconds]),
+                      sizes.new_tensor(list(vars(coded).values())),
+                      F.pad(per_instance[0], (0, width - graph.num_instances), value=-1)])
+
+
 class _Counter:
     """Running error counts of one detector at one point."""
 
@@ -341,34 +393,48 @@ class _Counter:
         self.instances = self.symbol_error_squares = self.bit_error_squares = 0
         self.seconds = 0.0
         self.errors_by_batch: list[Tensor] = []  # symbol errors per instance, for paired comparisons
+        self.coded = CodedCounts()                 # a coded run's blocks (gnnmimo.link)
 
-    def add(self, detector: Detector, graph):
-        """Detect ``graph`` and count; returns the detection."""
-        start = time.perf_counter()
-        detection = detector.detect(graph)
-        hard = detection.hard
-        self.seconds += time.perf_counter() - start
-        label = graph["user"].y
-        errors = torch.stack([(hard != label).long(),  # [2, N_u]: symbol, bit errors per user
-                              (detector.qam.bits_of(hard) != detector.qam.bits_of(label)).sum(-1)])
-        per_instance = errors.new_zeros(2, graph.num_instances).index_add_(1, graph.user_batch, errors)
-        (symbol_errors, bit_errors), (symbol_squares, bit_squares) = (
-            per_instance.sum(1).tolist(), per_instance.square().sum(1).tolist())
-        self.errors_by_batch.append(per_instance[0])
-        self.instances += graph.num_instances
-        self.symbols += label.numel()
-        self.bits += label.numel() * detector.qam.num_bits
-        self.symbol_errors += symbol_errors
-        self.bit_errors += bit_errors
-        self.symbol_error_squares += symbol_squares
-        self.bit_error_squares += bit_squares
-        return detection
+    def add_tally(self, tally: Tensor) -> None:
+        """Add one batch's :func:`_tally`."""
+        *counts, nanoseconds = tally[:len(TALLY_COUNTS) + 1].tolist()
+        for name, count in zip(TALLY_COUNTS, counts):
+            setattr(self, name, getattr(self, name) + count)
+        self.seconds += nanoseconds * 1e-9
+        self.coded += CodedCounts(*tally[len(TALLY_COUNTS) + 1:_HEAD].tolist())
+        errors = tally[_HEAD:]
+        self.errors_by_batch.append(errors[errors >= 0])
 
-    def done(self, target_errors: int, max_symbols: int) -> bool:
-        return self.symbol_errors >= target_errors or self.symbols >= max_symbols
+    def done(self, target_errors: int, max_symbols: int, target_block_errors: int | None = None) -> bool:
+        """The stopping rule: ``max_symbols``, or ``target_block_errors`` block errors when given,
+        else ``target_errors`` symbol errors."""
+        if self.symbols >= max_symbols:
+            return True
+        if target_block_errors is not None:
+            return self.coded.block_errors >= target_block_errors
+        return self.symbol_errors >= target_errors
 
     def errors_per_instance(self) -> Tensor:
         return torch.cat(self.errors_by_batch)
+
+
+def _count_round(counters: dict[str, _Counter], running: list[str], detectors: Mapping[str, Detector],
+                 batch: Callable[[int], tuple], round_index: int, finished: Callable[[str], bool], width: int,
+                 link: CodedLink | None) -> bool:
+    """Round ``round_index`` of a point (module doc): this rank detects batch ``round_index · N + rank``
+    (``batch(k)``: the graph, ``None`` past the end, and its information bits) with the ``running``
+    detectors, the ranks exchange their tallies, and each counter adds them in stream order until it
+    is ``finished``. One process: the next batch, added to every running counter. Returns whether
+    the batches go on (no rank was past their end)."""
+    graph, info_bits = batch(round_index * distributed.world_size() + distributed.rank())
+    tallies = torch.stack([_tally(detectors[name], graph, width, link, info_bits) for name in running])
+    for batch_tallies in distributed.gather_rows(tallies):   # in stream order
+        if batch_tallies[0, 0] == 0:   # no instances: the stream ended, and so do the later batches
+            return False
+        for name, tally in zip(running, batch_tallies):
+            if not finished(name):
+                counters[name].add_tally(tally)
+    return True
 
 
 class OutsideTrainedSystemWarning(UserWarning):
@@ -431,8 +497,9 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler | BatchSour
             stored instances they select among the points the instances hold (default: all).
         target_errors: a detector stops at a point after this many symbol errors …
         max_symbols: … or after this many symbols (or when stored instances run out).
-        batch_size: instances per batch (stored instances are cut into batches of this size).
-        seed: base seed of the sample streams (a sampler only).
+        batch_size: instances per batch (stored instances are cut into batches of this size; the
+            chunk of the stream that a rank takes in a sharded run).
+        seed: base seed of the sample streams (a sampler) and of a coded run's information bits.
         previous: records of an earlier run (to resume it): a point whose record is there with this
             run's provenance is not run again; one with another provenance, or none, raises
             :class:`ResumeMismatch` before any work (:func:`reusable_keys`).
@@ -494,27 +561,26 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler | BatchSour
         if not names:
             continue
         counters = {name: _Counter() for name in names}
-        coded = {name: CodedCounts() for name in names}
-        batches = source.batches(nt, snr, batch_size)
-        bit_stream = None if link is None else torch.Generator().manual_seed(point_seed(seed + 1, nt, snr))
+        bit_stream = point_seed(seed + 1, nt, snr)
+
+        def batch(k: int) -> tuple[MIMOGraph | None, Tensor | None]:
+            """Batch ``k`` and, in a coded run, its information bits (seeded by ``k`` too)."""
+            graph = source.batch(nt, snr, batch_size, k)
+            if link is None or graph is None:
+                return graph, None
+            bits = torch.Generator().manual_seed(distributed.derived_seed(bit_stream, k))
+            return graph, link.draw_info_bits(graph, bits)
 
         def finished(name: str) -> bool:
-            if target_block_errors is None:
-                return counters[name].done(target_errors, max_symbols)
-            return coded[name].block_errors >= target_block_errors or counters[name].symbols >= max_symbols
+            return counters[name].done(target_errors, max_symbols, target_block_errors)
         bar = progress_bar(enabled=progress, total=max_symbols, desc=f"Nt={nt} SNR={snr:g} dB", unit="sym",
                            leave=False)
         with bar:
-            while True:
+            for round_index in itertools.count():
                 running = [n for n in names if not finished(n)]
-                graph = next(batches, None) if running else None
-                if graph is None:   # every detector stopped, or stored instances ran out
-                    break
-                bits = None if link is None else link.draw_info_bits(graph, bit_stream)
-                for name in running:
-                    detection = counters[name].add(detectors[name], graph)
-                    if link is not None:
-                        coded[name] += link.count(graph, detection.llr(), bits.to(graph.noise_var.device))
+                if not running or not _count_round(counters, running, detectors, batch, round_index, finished,
+                                                   batch_size, link):
+                    break   # every detector stopped, or stored instances ran out
                 bar.update(max(c.symbols for c in counters.values()) - bar.n)   # the detectors still running
                 bar.set_postfix(errors=min(c.symbol_errors for c in counters.values()))
         point = [_result(name, counters[name], nr, nt, source.qam.order, channel, snr, provenance[name])
@@ -522,7 +588,7 @@ def evaluate(detectors: Mapping[str, Detector], sampler: MIMOSampler | BatchSour
         for record in point:
             record.ebno_db = float(axis) if ebno else None
             if link is not None:
-                record.coded = _coded_result(code, detectors[record.detector], coded[record.detector])
+                record.coded = _coded_result(code, detectors[record.detector], counters[record.detector].coded)
         if reference in counters:
             reference_errors = counters[reference].errors_per_instance()
             for record in point:

@@ -185,6 +185,12 @@ class InstanceSet:
                                     label=self.label[instances, :nt], snr_db=self.snr_db[instances],
                                     qam=self.qam.order)
 
+    def batch(self, nt: int, snr_db: float, batch_size: int, k: int) -> MIMOGraph | None:
+        """Batch ``k`` of :meth:`batches` (``None`` past the last), without the ones before it (the
+        ranks of a sharded evaluation each take their own)."""
+        chunk = self.point_instances(nt, snr_db)[k * batch_size:(k + 1) * batch_size]
+        return self.graph(chunk) if chunk.numel() else None
+
     def batches(self, nt: int, snr_db: float, batch_size: int) -> Iterator[MIMOGraph]:
         """The instances of point ``(nt, snr_db)`` in batches of ``batch_size`` (the last one
         smaller), in stored order; the stream ends with them."""

@@ -17,7 +17,7 @@ LAYERS = [
     ("core", ["gnnmimo.constellation", "gnnmimo.channels", "gnnmimo.graph", "gnnmimo.sampling", "gnnmimo.ops",
               "gnnmimo.linalg", "gnnmimo.equalization", "gnnmimo.tree_search", "gnnmimo.files",
               "gnnmimo.precision", "gnnmimo.allocator", "gnnmimo.instances", "gnnmimo.progress",
-              "gnnmimo.link", "gnnmimo.tr38901"]),
+              "gnnmimo.link", "gnnmimo.tr38901", "gnnmimo.distributed"]),
     ("blocks and detectors", ["gnnmimo.blocks", "gnnmimo.detector", "gnnmimo.registry", "gnnmimo.losses",
                               "gnnmimo.checkpoint"]),
     ("zoo", ["zoo"]),

@@ -122,7 +122,7 @@ def test_train_refuses_a_detector_option_of_the_wrong_type_before_any_work(no_wo
     (dict(snrs_db=[0.0, math.nan]), r"snrs_db must be finite numbers \(dB\), got \[nan\]"),
 ])
 def test_evaluate_api_refuses_bad_arguments(change, message, monkeypatch):
-    monkeypatch.setattr("gnnmimo.evaluation._Counter.add", lambda *a: pytest.fail("computed"))
+    monkeypatch.setattr("gnnmimo.evaluation._tally", lambda *a: pytest.fail("computed"))
     arguments = dict(nts=[2], snrs_db=[0.0], target_errors=20, max_symbols=400, batch_size=100, progress=False)
     with pytest.raises(ValueError, match=message):
         evaluate({"mmse": zoo.create("mmse", 4)}, MIMOSampler(4, 2, 4), **{**arguments, **change})

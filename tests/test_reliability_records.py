@@ -105,7 +105,7 @@ def test_resume_with_other_settings_refuses_instead_of_keeping_the_old_points(tm
     out = tmp_path / "out.json"
     assert cli_main(EVALUATE + ["--json", str(out)]) == 0
     stored = out.read_text()
-    monkeypatch.setattr("gnnmimo.evaluation._Counter.add", lambda *a: pytest.fail("computed"))
+    monkeypatch.setattr("gnnmimo.evaluation._tally", lambda *a: pytest.fail("computed"))
     with pytest.raises(SystemExit, match=f"mmse \\(2 points: Nt=2 SNR=0, Nt=2 SNR=5\\): {difference}\n"):
         cli_main(with_option(EVALUATE, option, value) + ["--json", str(out), "--resume"])
     assert out.read_text() == stored
@@ -144,7 +144,7 @@ def test_the_api_refuses_previous_records_made_otherwise_before_any_work(monkeyp
     sampler = MIMOSampler(4, 2, 4)
     detectors = {"mmse": zoo.create("mmse", 4)}
     records = evaluate(detectors, sampler, [2], [0.0], 20, 400, 100, seed=0, progress=False)
-    monkeypatch.setattr("gnnmimo.evaluation._Counter.add", lambda *a: pytest.fail("computed"))
+    monkeypatch.setattr("gnnmimo.evaluation._tally", lambda *a: pytest.fail("computed"))
     assert evaluate(detectors, sampler, [2], [0.0], 20, 400, 100, seed=0, previous=records, progress=False) == []
     with pytest.raises(ResumeMismatch, match=r"mmse \(1 point: Nt=2 SNR=0\): seed: 0 vs 3"):
         evaluate(detectors, sampler, [2], [0.0], 20, 400, 100, seed=3, previous=records, progress=False)

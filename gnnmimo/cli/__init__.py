@@ -17,6 +17,7 @@ import argparse
 import torch
 
 import zoo  # noqa: F401  (registers the zoo's detectors before any command looks one up)
+from gnnmimo import distributed
 from gnnmimo.allocator import keep_freed_memory
 from gnnmimo.cli.evaluate import add_evaluate_parser
 from gnnmimo.cli.sample import add_sample_parser
@@ -54,11 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     keep_freed_memory()
+    if getattr(args, "device", None):  # under torchrun: join the process group (gnnmimo.distributed)
+        distributed.init_from_env(args.device)
     torch.set_flush_denormal(True)
     try:
         return args.main(args)
     finally:
         torch.set_flush_denormal(False)
+        distributed.shutdown()
 
 
 __all__ = ["build_parser", "main"]

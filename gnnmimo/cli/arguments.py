@@ -154,8 +154,11 @@ PRECISION_CHOICES = {"fp64": ("double", "fp32"), "fp32": ("single", "fp32"), "bf
 def default_threads() -> int:
     """One CPU fewer than this process may use (at least 1, at most torch's own default): torch's
     default takes every core, and on a shared machine a second busy process then slows every step
-    many times over (measured up to 25x on two cores, docs/speed.md)."""
-    return max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)) - 1))
+    many times over (measured up to 25x on two cores, docs/speed.md). Under ``torchrun`` the ranks
+    of a node share its CPUs: each takes its part (``LOCAL_WORLD_SIZE`` ranks per node)."""
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    cpus = len(os.sched_getaffinity(0))
+    return max(1, min(torch.get_num_threads(), cpus // ranks if ranks > 1 else cpus - 1))
 
 
 def add_compute_arguments(parser: argparse.ArgumentParser) -> None:

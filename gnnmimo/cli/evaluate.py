@@ -39,6 +39,7 @@ import sys
 import warnings
 
 import zoo
+from gnnmimo import distributed
 from gnnmimo.batch_sources import batch_source
 from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, apply_compute_arguments,
                                    channel_from_args, fraction, parse_int_list, parse_snr_list, positive_int)
@@ -233,10 +234,22 @@ def print_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
+def kept(results: list, args: argparse.Namespace) -> str:
+    """What an interrupted run leaves: its records, in ``--json`` if given."""
+    return f"{len(results)} records kept" + (f" in {args.json} (rerun with --resume to continue)" if args.json else "")
+
+
 def evaluate_main(args: argparse.Namespace) -> int:
+    """Under torchrun the ranks share the batches of every point (:func:`gnnmimo.evaluation.evaluate`);
+    rank 0 checks and reads the outputs, writes them and prints the tables."""
     check_code_arguments(args)
-    check_outputs(args)
-    previous = previous_records(args)
+
+    def open_outputs() -> list:
+        check_outputs(args)
+        return previous_records(args)
+
+    previous = distributed.from_main(open_outputs)
+    args.device = str(distributed.rank_device(args.device))
     source = instances_from_args(args) if args.data else sampler_from_args(args)
     axis = args.snr if args.ebno is None else args.ebno
     detectors = build_detectors(args)
@@ -252,23 +265,24 @@ def evaluate_main(args: argparse.Namespace) -> int:
 
     def save(point):
         results.extend(point)
-        if args.json:
+        if args.json and distributed.is_main():
             save_json(results, args.json)
 
     try:
-        with warnings.catch_warnings():   # e.g. a checkpoint outside its trained system, before any point
-            warnings.showwarning = print_warning
+        with warnings.catch_warnings(), distributed.ends_if_a_rank_dies(lambda: kept(results, args)):
+            warnings.showwarning = print_warning   # e.g. a checkpoint outside its trained system, before any point
             evaluate(detectors, source, args.nt, axis, args.target_errors, args.max_symbols,
                      args.batch_size, args.seed, previous=previous, on_point=save,
-                     progress=not args.no_progress, reference=args.paired_with, code=args.code,
-                     target_block_errors=args.target_block_errors, ebno=args.ebno is not None)
+                     progress=not args.no_progress and distributed.is_main(), reference=args.paired_with,
+                     code=args.code, target_block_errors=args.target_block_errors, ebno=args.ebno is not None)
     except ResumeMismatch as error:
         raise SystemExit(f"error: cannot resume from {args.json}: {error}\n"
                          "Use another --json for this run, or --overwrite to replace the file.") from None
     except KeyboardInterrupt:
-        print(f"\ninterrupted; {len(results)} records kept"
-              + (f" in {args.json} (rerun with --resume to continue)" if args.json else ""), file=sys.stderr)
+        print(f"\ninterrupted; {kept(results, args)}", file=sys.stderr)
         return 130
+    if not distributed.is_main():
+        return 0
     table = markdown_table(results) + "\n" + snr_at_ser_table(results, args.ser_target)
     if args.paired_with:
         table += "\n" + paired_table(results)

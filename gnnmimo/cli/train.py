@@ -16,6 +16,7 @@ import os
 import sys
 
 import zoo
+from gnnmimo import distributed
 from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, channel_from_args, fraction,
                                    non_negative_float, non_negative_int, parse_int_range, parse_snr_option,
                                    positive_float, positive_int)
@@ -113,11 +114,12 @@ def train_main(args: argparse.Namespace) -> int:
     """``gnnmimo train``: train a detector and write checkpoints to ``--out``."""
     trainer = None
     try:
-        trainer = start_trainer(args)
-        if args.compile:
-            trainer.detector.compile()
-        trainer.log_references({name: zoo.create(name, trainer.config.qam) for name in REFERENCES})
-        trainer.run(on_step=deadline(args.time_limit))
+        with distributed.ends_if_a_rank_dies(lambda: f"{aborted(trainer, args.out)}, with any number of ranks"):
+            trainer = start_trainer(args)
+            if args.compile:
+                trainer.detector.compile()
+            trainer.log_references({name: zoo.create(name, trainer.config.qam) for name in REFERENCES})
+            trainer.run(on_step=deadline(args.time_limit))
     except KeyboardInterrupt:  # during start-up, or the second Ctrl-C: abort mid-step
         print(f"\n{aborted(trainer, args.out)}", file=sys.stderr)
         return 130
@@ -136,6 +138,8 @@ def start_trainer(args: argparse.Namespace) -> Trainer:
                          "or --overwrite to replace it") from None
     except (ValueError, TypeError, OSError) as error:
         raise SystemExit(f"error: {error}") from None
+    if not distributed.is_main():
+        return trainer
     if trainer.step:
         print(f"resuming {args.out} at step {trainer.step}", file=sys.stderr)
     ranges = ", ".join(f"{nt}: {low:g}..{high:g}" for nt, (low, high) in trainer.snr_ranges.items())

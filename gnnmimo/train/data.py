@@ -33,15 +33,17 @@ def snr_for(config: TrainConfig, table: Tensor, num_users: Tensor, generator: to
 
 
 def sample_minibatch(config: TrainConfig, sampler: MIMOSampler, table: Tensor,
-                     generator: torch.Generator) -> MIMOGraph:
-    """One training minibatch of ``config.batch_size`` labelled instances (module doc)."""
+                     generator: torch.Generator, size: int | None = None) -> MIMOGraph:
+    """One training minibatch of ``size`` (default ``config.batch_size``) labelled instances (module
+    doc); a rank of a data-parallel run draws its part of the global batch."""
+    size = size or config.batch_size
     # triangular over the positions in config.nts: P(k) ∝ k + 1, mode at the largest Nt
-    positions = sample_counts(0, len(config.nts) - 1, 1 if config.nt_mode == "batch" else config.batch_size,
+    positions = sample_counts(0, len(config.nts) - 1, 1 if config.nt_mode == "batch" else size,
                               "triangular", generator, sampler.device)
     counts = config.nt[0] + config.nt_step * positions
     if config.nt_mode == "batch":
-        snr = snr_for(config, table, counts.expand(config.batch_size), generator)
-        return sampler.sample(config.batch_size, generator, snr_db=snr, nt=int(counts))
+        snr = snr_for(config, table, counts.expand(size), generator)
+        return sampler.sample(size, generator, snr_db=snr, nt=int(counts))
     sizes = torch.bincount(positions, minlength=len(config.nts)).tolist()
     parts = [sampler.sample(size, generator, nt=nt,
                             snr_db=snr_for(config, table, torch.full((size,), nt, device=counts.device), generator))

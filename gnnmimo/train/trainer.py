@@ -21,6 +21,17 @@ validation loss reaches a new low, the run is also saved beside ``out`` as
 ``OUT_STEM.best.pt`` (:attr:`Trainer.best_path`): the model to export when a
 late phase of training over-fits or diverges. A new run refuses to replace
 the checkpoint or best file of another run unless ``overwrite=True``.
+
+**Data-parallel runs** (launched by ``torchrun``, :mod:`gnnmimo.distributed`): the detector
+trains under ``DistributedDataParallel`` and each of the ``N`` ranks draws ``batch_size / N``
+instances of every step's global batch, rank ``r`` at step ``s`` from the seed
+``derived_seed(seed, s, r)``; DDP averages the ranks' gradients, and the loss is a mean over
+instances, so a step equals a single-process step on the union of the ranks' draws (up to the
+order of floating-point sums). Rank 0 validates (and broadcasts the result, so that every rank
+takes the same plateau decision), logs and writes the checkpoints; every rank resumes from
+them, with any world size: the weights, optimizer and schedule continue, and the data of step
+``s`` onwards come from the new ranks' seeds. A stop request on any rank (a signal, the time
+limit) stops every rank after the same step (:func:`gnnmimo.distributed.any_rank`).
 """
 from __future__ import annotations
 
@@ -35,8 +46,11 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from gnnmimo import distributed
 from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import CheckpointError, differences, load_weights, read_checkpoint, save_checkpoint
 from gnnmimo.detector import Detector
@@ -74,16 +88,14 @@ class Trainer:
     def __init__(self, config: TrainConfig, detector: Detector | Callable[[], Detector],
                  out: str | Path | None = None, resume: bool = False, progress: bool = True,
                  log: Callable[[str], None] | None = None, overwrite: bool = False):
-        self.config, self.out, self.progress = config, (Path(out) if out else None), progress
-        self.log = log or tqdm.write
-        checkpoint = read_checkpoint(self.out) if resume and self.out and self.out.is_file() else None
-        if self.out:
-            self._claim_outputs(resumed=checkpoint is not None, overwrite=overwrite)
-        if checkpoint is not None:
-            self._check_resumable(checkpoint)
+        self.config, self.out = config, (Path(out) if out else None)
+        self.progress = progress and distributed.is_main()
+        self.log = (log or tqdm.write) if distributed.is_main() else _silent
+        self.rank_batch = distributed.share(config.batch_size)  # this rank's part of each minibatch
+        checkpoint = distributed.from_main(lambda: self._open_outputs(resume, overwrite))
 
         torch.manual_seed(config.seed)
-        device = torch.device(config.device)
+        device = distributed.rank_device(config.device)
         self.detector = (detector if isinstance(detector, Detector) else detector()).to(device)
         self.detector.set_precision(config.compute_precision)
         if not any(p.requires_grad for p in self.detector.parameters()):
@@ -94,7 +106,8 @@ class Trainer:
         if checkpoint is not None:
             self.snr_ranges = {int(k): tuple(v) for k, v in checkpoint["training"]["snr_ranges"].items()}
         elif config.snr == "auto":
-            self.snr_ranges = auto_snr_ranges(self.sampler, config.nts, config.snr_targets, seed=config.val_seed)
+            self.snr_ranges = distributed.from_main(
+                lambda: auto_snr_ranges(self.sampler, config.nts, config.snr_targets, seed=config.val_seed))
         elif isinstance(config.snr, dict):
             self.snr_ranges = dict(config.snr)
         else:
@@ -108,9 +121,13 @@ class Trainer:
         self.running_loss = (0.0, 0)  # (sum, count) of training losses since the last validation
         self.elapsed = 0.0  # seconds spent in training steps, over all sessions
         self._stop_requested = False
-        self.validation = validation_set(config, self.sampler, self.snr_ranges)
+        self.validation = validation_set(config, self.sampler, self.snr_ranges) if distributed.is_main() else []
         if checkpoint is not None:
             self._restore(checkpoint)
+        self._loss = _TrainingLoss(self.detector, config)
+        if distributed.active():
+            self._loss = DistributedDataParallel(self._loss, device_ids=[device] if device.type == "cuda" else None,
+                                                 find_unused_parameters=self._leaves_parameters_out())
 
     # ---------------------------------------------------------------- setup
     def _make_scheduler(self):
@@ -121,6 +138,15 @@ class Trainer:
         if c.schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.steps, eta_min=c.lr / 100)
         return None
+
+    def _open_outputs(self, resume: bool, overwrite: bool) -> dict | None:
+        """The checkpoint to resume from (``None``: a new run), after the checks below (on rank 0)."""
+        checkpoint = read_checkpoint(self.out) if resume and self.out and self.out.is_file() else None
+        if self.out:
+            self._claim_outputs(resumed=checkpoint is not None, overwrite=overwrite)
+        if checkpoint is not None:
+            self._check_resumable(checkpoint)
+        return checkpoint
 
     def _claim_outputs(self, resumed: bool, overwrite: bool) -> None:
         """Before any work: make sure ``out`` can be written and, for a new run, holds no other run.
@@ -160,17 +186,29 @@ class Trainer:
                              f"(checkpoint vs requested): " + "; ".join(found)
                              + ". Use another --out to start a new run.")
 
+    def _leaves_parameters_out(self) -> bool:
+        """Whether the loss of a probe instance leaves trainable parameters without a gradient (DetNet's
+        last v-update feeds nothing): DDP must then look for them after every backward pass, a traversal
+        of the graph that it is told to make only where needed. The probe draws from its own generator."""
+        probe = sample_minibatch(self.config, self.sampler, self._snr_table, self.sampler.generator(self.config.seed),
+                                 size=1)
+        self._loss(probe).backward()
+        unused = any(p.grad is None for p in self.detector.parameters() if p.requires_grad)
+        self.optimizer.zero_grad(set_to_none=True)
+        return unused
+
     # ----------------------------------------------------------------- data
     def sample_batch(self) -> MIMOGraph:
-        """One training minibatch (:func:`gnnmimo.train.data.sample_minibatch`)."""
-        return sample_minibatch(self.config, self.sampler, self._snr_table, self.generator)
+        """One training minibatch (:func:`gnnmimo.train.data.sample_minibatch`): the next of the run's
+        stream, or in a data-parallel run this rank's part of this step's (module doc)."""
+        if distributed.active():
+            self.generator.manual_seed(distributed.derived_seed(self.config.seed, self.step, distributed.rank()))
+        return sample_minibatch(self.config, self.sampler, self._snr_table, self.generator, self.rank_batch)
 
     # ------------------------------------------------------------- training
     def train_step(self) -> float:
         self.detector.train()
-        graph = self.sample_batch()
-        loss = training_loss(self.detector, graph, self.config.loss_weights, self.config.loss,
-                             self.config.ce_weight)
+        loss = self._loss(self.sample_batch())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.clip_grad_norm:
@@ -178,7 +216,7 @@ class Trainer:
         self.optimizer.step()
         if self.config.schedule == "cosine":
             self.scheduler.step()
-        return loss.item()
+        return distributed.mean_over_ranks(loss.item())
 
     @torch.no_grad()
     def validate(self, detector: Detector | None = None) -> dict:
@@ -198,6 +236,8 @@ class Trainer:
 
     def log_references(self, references: Mapping[str, Detector]) -> dict:
         """Log (and return) the validation SER per Nt of other detectors (e.g. classical ones), for comparison."""
+        if not distributed.is_main():
+            return {}
         found = {name: self.validate(detector.to(self.sampler.device)) for name, detector in references.items()}
         for name, result in found.items():
             self.log(f"reference {name}: val {result['loss']:.4f} | SER by Nt "
@@ -215,7 +255,7 @@ class Trainer:
         self._stop_requested = False
         with _stop_on_signals(self), progress_bar(enabled=self.progress, total=c.steps, initial=self.step,
                                                  desc=f"train {c.detector}", dynamic_ncols=True) as bar:
-            while self.step < c.steps and not self._stop_requested:
+            while self.step < c.steps and not self._stop_agreed():
                 tick = time.perf_counter()
                 loss = self.train_step()
                 self.elapsed += time.perf_counter() - tick
@@ -239,13 +279,18 @@ class Trainer:
                 self.log(f"interrupted at step {self.step}")
         return self.history[-1] if self.history else {}
 
+    def _stop_agreed(self) -> bool:
+        """Whether some rank was asked to stop: every rank then stops after the same step."""
+        self._stop_requested = distributed.any_rank(self._stop_requested)
+        return self._stop_requested
+
     @property
     def best_path(self) -> Path | None:
         """Where the run is saved at each new lowest validation loss: ``OUT_STEM.best.pt`` beside ``out``."""
         return self.out.with_name(f"{self.out.stem}.best{self.out.suffix}") if self.out else None
 
     def _evaluate(self, train_loss: float) -> None:
-        result = self.validate()
+        result = distributed.from_main(self.validate)
         if self.scheduler is not None and self.config.schedule == "plateau":
             self.scheduler.step(result["loss"])
         improved = result["loss"] < self.best_val_loss
@@ -277,11 +322,13 @@ class Trainer:
                 "torch_version": str(torch.__version__)}
 
     def save(self, path: str | Path | None = None) -> None:
-        """Write a checkpoint (atomically) to ``path`` or ``out``."""
+        """Write a checkpoint (atomically) to ``path`` or ``out`` (rank 0 of a data-parallel run)."""
         path = Path(path or self.out)
-        training = {**self.config.to_dict(), "snr_ranges": {str(k): list(v) for k, v in self.snr_ranges.items()}}
-        save_checkpoint(path, self.detector, system=self.config.system(), training=training,
-                        state=self.training_state())
+        if distributed.is_main():
+            training = {**self.config.to_dict(),
+                        "snr_ranges": {str(k): list(v) for k, v in self.snr_ranges.items()}}
+            save_checkpoint(path, self.detector, system=self.config.system(), training=training,
+                            state=self.training_state())
         if path == self.out:
             self.saved_step = self.step
 
@@ -323,6 +370,24 @@ class Trainer:
                     "matches the thread count" if other_threads else "")
             warnings.warn(f"resuming {checkpoint['path']} with {' and '.join(changed)}: the continuation is not "
                           f"bit-identical to an uninterrupted run{hint}", stacklevel=4)
+
+
+class _TrainingLoss(nn.Module):
+    """The detector's training loss on a minibatch, as a module: what DDP wraps, so that its
+    forward (which prepares the gradient all-reduce) computes the loss, whichever way the
+    detector defines it (:func:`gnnmimo.losses.training_loss`)."""
+
+    def __init__(self, detector: Detector, config: TrainConfig):
+        super().__init__()
+        self.detector, self.config = detector, config
+
+    def forward(self, graph: MIMOGraph) -> torch.Tensor:
+        c = self.config
+        return training_loss(self.detector, graph, c.loss_weights, c.loss, c.ce_weight)
+
+
+def _silent(message: str) -> None:
+    """The log of the ranks other than 0."""
 
 
 #: the signals that stop a run cleanly: Ctrl-C, and what job schedulers and ``kill`` send
