@@ -323,7 +323,7 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
             if not finite.all():
                 problems.append(f"{name} holds NaN/Inf (instances "
                                 f"{node_batch()[~finite].unique()[:5].tolist()})")
-        energy = self.users_from_dense(_column_energy(self.dense().H))                   # ‖h_i‖² per user
+        energy = self.column_energy()
         tiny = torch.finfo(energy.dtype).tiny
         if bool((energy >= tiny).all()):  # every column seen, none underflowing: the common case
             return problems
@@ -419,6 +419,11 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
         """``[N_a]`` position of each antenna inside its instance."""
         batch = self.antenna_batch
         return torch.arange(batch.numel(), device=batch.device) - self[ANTENNA].ptr[batch]
+
+    def column_energy(self) -> Tensor:
+        """``[N_u]`` ``‖h_i‖² = Σ_a |H_ai|²`` per user (real), from the dense view in cache-sized
+        chunks (the squares of a whole batch are a temporary as large as ``H``); memoised."""
+        return self.memoised("column_energy", lambda: self.users_from_dense(_column_energy(self.dense().H)))
 
     @property
     def user_noise_var(self) -> Tensor:
@@ -525,7 +530,7 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
 
         received, h = self[ANTENNA].received, self[CHANNEL].h
         matched = ops.matched_filter(self, received)
-        self[USER].x = torch.cat([torch.view_as_real(matched), ops.column_energy(self)[:, None],
+        self[USER].x = torch.cat([torch.view_as_real(matched), self.column_energy()[:, None],
                                   self.user_noise_var[:, None]], dim=1)
         self[ANTENNA].x = torch.cat([torch.view_as_real(received),
                                      self.noise_var[self.antenna_batch][:, None]], dim=1)
@@ -649,8 +654,7 @@ def _gather(value: Tensor, index: Tensor) -> Tensor:
 
 
 def _column_energy(H: Tensor) -> Tensor:
-    """``[B, Nt]`` ``‖h_i‖² = Σ_a |H_ai|²`` of ``H [B, Nr, Nt]`` (real), in cache-sized chunks: the
-    squares of a whole batch are a temporary as large as ``H``."""
+    """``[B, Nt]`` ``‖h_i‖²`` of ``H [B, Nr, Nt]`` (:meth:`MIMOGraph.column_energy`)."""
     batch, nr, nt = H.shape
     parts = torch.view_as_real(H).reshape(batch, nr, 2 * nt)
     (energy,) = in_chunks(lambda start, r: ((r * r).sum(1),), (parts,), parts[0].numel() * parts.element_size())

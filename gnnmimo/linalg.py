@@ -84,11 +84,11 @@ def in_chunks(function: Callable[..., tuple[Tensor, ...]], tensors: Sequence[Ten
     return tuple(torch.cat(outputs) for outputs in zip(*parts))
 
 
-def inverse_diagonal_and_solve(A: Tensor, b: Tensor, shift: Tensor | None = None, *,
+def inverse_diagonal_and_solve(A: Tensor, b: Tensor, shift: Tensor, *,
                                what: str = "the system matrix",
                                fallback: bool = False) -> tuple[Tensor, Tensor]:
     """``diag(M⁻¹) [B, n]`` (real) and ``M⁻¹ b [B, n]`` for the Hermitian positive-definite
-    ``M = A + diag(shift)`` (``A [B, n, n]`` complex or real, ``shift [B, n]`` real or none), by
+    ``M = A + diag(shift)`` (``A [B, n, n]`` complex or real, ``shift [B, n]`` real), by
     one triangular inversion of its Cholesky factor ``M = UᴴU``, in cache-sized chunks of the
     batch (:func:`in_chunks`).
 
@@ -96,7 +96,6 @@ def inverse_diagonal_and_solve(A: Tensor, b: Tensor, shift: Tensor | None = None
     is; with ``fallback`` (iterative detectors, whose single-precision iterates can be
     ill-conditioned without the input being wrong) its chunk is inverted by LU instead.
     """
-    shift = A.new_zeros(A.shape[:-1], dtype=A.real.dtype) if shift is None else shift
     return in_chunks(lambda start, *chunk: factor_diagonal_and_solve(*chunk, what=what, fallback=fallback,
                                                                       first=start),
                      (A, b, shift), A[0].numel() * A.element_size())
