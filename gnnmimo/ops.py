@@ -3,7 +3,9 @@
 Each operation exists twice: as message passing over the edges of a
 :class:`~gnnmimo.graph.MIMOGraph` (works for any mix of ``Nr``/``Nt``, costs
 ``O(E)``), and on the zero-padded :class:`~gnnmimo.graph.DenseView`
-(batched matrix products). The two are tested equal on mixed batches.
+(batched matrix products). The two are tested equal on mixed batches. The column energy
+``‖h_i‖²`` is the exception: the batch computes it once from its dense view for its own
+validation (:meth:`~gnnmimo.graph.MIMOGraph.column_energy`), and :func:`column_energy` returns that.
 
 Shapes: ``N_u`` users and ``N_a`` antennas in the batch, ``E`` bipartite
 edges; dense shapes ``[B, Nr_max, Nt_max]``.
