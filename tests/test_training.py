@@ -129,9 +129,10 @@ def test_a_tiny_training_run_decreases_the_loss():
     assert after < before - 0.3, (before, after)  # ≈ 1.40 → 0.77
 
 
-@pytest.mark.parametrize("mode, schedule", [("batch", "plateau"), ("mixed", "cosine")])
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mode, schedule):
-    config = tiny(nt_mode=mode, schedule=schedule, checkpoint_every=100)
+@pytest.mark.parametrize("mode, schedule, warmup", [("batch", "plateau", 0), ("mixed", "cosine", 0),
+                                                    ("batch", "cosine", 5), ("mixed", "plateau", 3)])
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mode, schedule, warmup):
+    config = tiny(nt_mode=mode, schedule=schedule, warmup=warmup, checkpoint_every=100)
     straight = quiet_trainer(config, tmp_path / "straight.pt")
     straight.run()
 
@@ -154,6 +155,33 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, mode,
     assert torch.equal(a["state"]["rng"]["data"], b["state"]["rng"]["data"])
     drop_time = lambda history: [{k: v for k, v in r.items() if k != "seconds"} for r in history]
     assert drop_time(a["state"]["history"]) == drop_time(b["state"]["history"])
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "plateau", "constant"])
+def test_warmup_raises_the_learning_rate_linearly_then_hands_over_to_the_schedule(schedule):
+    trainer = quiet_trainer(tiny(schedule=schedule, warmup=4, steps=12, eval_every=100, lr=1e-2))
+    rates = []
+    for _ in range(12):
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.train_step()
+        trainer.step += 1
+    assert rates[:5] == pytest.approx([2.5e-3, 5e-3, 7.5e-3, 1e-2, 1e-2])
+    if schedule == "cosine":  # the cosine spans the 8 steps after the warm-up, down to lr/100
+        assert all(a > b for a, b in zip(rates[4:], rates[5:])) and rates[-1] > 1e-4
+    else:
+        assert rates[4:] == pytest.approx([1e-2] * 8)
+
+
+def test_a_run_can_start_from_trained_weights(trained, tmp_path):
+    path, detector = trained
+    config = tiny(init=str(path), steps=3)
+    fine_tuned = quiet_trainer(config, tmp_path / "fine.pt")
+    for key, value in detector.state_dict().items():
+        assert torch.equal(fine_tuned.detector.state_dict()[key], value), key
+    fine_tuned.run()
+    assert read_checkpoint(tmp_path / "fine.pt")["training"]["init"] == str(path)
+    with pytest.raises(ValueError, match=r"options.d_model: 8 vs 16"):
+        quiet_trainer(tiny(init=str(path), options={**TINY_MODEL, "d_model": 16}))
 
 
 def test_checkpoints_carry_the_full_configuration(tmp_path):
@@ -267,6 +295,11 @@ def test_cli_train_writes_a_checkpoint_and_refuses_a_mismatched_resume(tmp_path)
     assert read_checkpoint(out)["detector"]["options"]["blocks"] == 2
     with pytest.raises(SystemExit, match="qam: 4 vs 16"):
         cli_main(common + ["--qam", "16", "--resume"])
+    fine = ["--qam", "4", "--warmup", "1", "--out", str(tmp_path / "fine.pt")]
+    assert cli_main(common + fine + ["--init", str(out)]) == 0
+    assert read_checkpoint(tmp_path / "fine.pt")["training"]["init"] == str(out)
+    with pytest.raises(SystemExit, match="no checkpoint file 'no-such-model'"):
+        cli_main(common + fine + ["--init", "no-such-model", "--overwrite"])
 
 
 def test_nt_step_trains_only_on_the_chosen_user_counts(tmp_path):

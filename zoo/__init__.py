@@ -18,7 +18,7 @@ from zoo import detnet, mmnet, oampnet  # noqa: F401  (registers detnet, mmnet, 
 from zoo import ampgnn, epgnn, gnn  # noqa: F401  (registers ampgnn, epgnn, gnn)
 from zoo import ep_transformer, oamp_gnn  # noqa: F401  (registers the hybrids ep-transformer, oamp-gnn)
 from zoo import langevin  # noqa: F401  (registers langevin)
-from zoo.weights import export_pretrained, list_pretrained, load
+from zoo.weights import export_pretrained, list_pretrained, load, resolve
 
 __all__ = ["create", "create_from_spec", "export_pretrained", "list", "list_pretrained", "load", "parse_spec",
-           "register"]
+           "register", "resolve"]

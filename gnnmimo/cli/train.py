@@ -61,6 +61,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--clip-grad-norm", type=positive_float, metavar="NORM",
                      help="clip the gradient norm (default: off)")
     run.add_argument("--schedule", choices=SCHEDULES, default=TrainConfig.schedule)
+    run.add_argument("--warmup", type=non_negative_int, default=TrainConfig.warmup, metavar="STEPS",
+                     help="linear learning-rate warm-up over the first STEPS steps (default: none)")
+    run.add_argument("--init", metavar="CHECKPOINT",
+                     help="start from these weights (a file or a pretrained name: fine-tuning) instead of "
+                          "the detector's initialisation; the detector and its options must match")
     run.add_argument("--plateau-factor", type=fraction, default=TrainConfig.plateau_factor)
     run.add_argument("--plateau-patience", type=non_negative_int, default=TrainConfig.plateau_patience)
     run.add_argument("--nt-mode", choices=NT_MODES, default=TrainConfig.nt_mode,
@@ -106,6 +111,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         plateau_patience=args.plateau_patience, loss_weights=args.loss_weights, loss=args.loss,
         ce_weight=args.ce_weight, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, val_size=args.val_size, val_seed=args.val_seed,
+        warmup=args.warmup, init=str(zoo.resolve(args.init)) if args.init else None,
         seed=args.seed, precision=PRECISION_CHOICES[args.precision][0],
         compute_precision=PRECISION_CHOICES[args.precision][1], device=args.device)
 

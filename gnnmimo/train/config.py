@@ -11,7 +11,10 @@ GEPNet's 8–23.5 dB at ``Nt = 4`` and 10–30.5 dB at ``Nt = 8``).
 **Optimisation.** Adam; ``schedule="plateau"`` (the paper: learning rate
 × 0.91 whenever the validation loss stops improving, checked every
 ``eval_every`` steps), ``"cosine"`` (to 1 % of the initial rate at
-``steps``) or ``"constant"``. The validation set is fixed (its own seed),
+``steps``) or ``"constant"``, after an optional linear warm-up (``warmup`` steps from
+``lr/warmup`` up to ``lr``; the plateau rule starts watching after it and the cosine spans
+the remaining steps). A run may start from trained weights (``init``: fine-tuning) instead
+of the detector's own initialisation. The validation set is fixed (its own seed),
 ``val_size`` instances split evenly over the ``Nt`` values, each at SNRs
 drawn from its range. The loss is :mod:`gnnmimo.losses`'.
 """
@@ -29,9 +32,9 @@ from gnnmimo.sampling import usable_device
 NT_MODES = ("batch", "mixed")
 SCHEDULES = ("plateau", "cosine", "constant")
 #: configuration fields that may change when a run is resumed
-RESUMABLE_FIELDS = ("steps", "checkpoint_every", "compute_precision")
+RESUMABLE_FIELDS = ("steps", "checkpoint_every", "compute_precision", "init")
 #: configuration fields newer than the first checkpoints, with the value older runs had
-FIELDS_ADDED_LATER = {"loss": "cross-entropy", "ce_weight": 0.0}
+FIELDS_ADDED_LATER = {"loss": "cross-entropy", "ce_weight": 0.0, "warmup": 0}
 
 
 @dataclass
@@ -51,6 +54,10 @@ class TrainConfig:
         clip_grad_norm: clip the gradient's global norm to this before each step (off when ``None``).
         schedule: ``"plateau"``, ``"cosine"`` or ``"constant"``; ``plateau_factor``,
             ``plateau_patience``, ``min_lr`` tune the plateau rule.
+        warmup: steps of linear learning-rate warm-up before the schedule (0: none).
+        init: path of a checkpoint whose weights the run starts from (``None``: the detector's own
+            initialisation); its detector and options must be this run's. Read at step 0 only, so
+            it may change (or the file move) when the run is resumed.
         loss_weights: ``"uniform"`` (eq. 13 with ``w_t = 1/T``) or ``"last"``.
         loss: ``"cross-entropy"`` (eq. 13) or ``"soft-ser"`` (module doc).
         ce_weight: weight of a cross-entropy term added to the soft SER (module doc).
@@ -81,6 +88,7 @@ class TrainConfig:
     plateau_factor: float = 0.91
     plateau_patience: int = 0
     min_lr: float = 1e-6
+    warmup: int = 0
     loss_weights: str = "uniform"
     loss: str = "cross-entropy"
     ce_weight: float = 0.0
@@ -92,6 +100,7 @@ class TrainConfig:
     precision: str = "single"
     compute_precision: str = "fp32"
     device: str = "cpu"
+    init: str | None = None
 
     def __post_init__(self):
         self._check_types()
@@ -126,6 +135,7 @@ class TrainConfig:
                    "nt_step must be >= 1 and divide high - low"),
                   (min(self.steps, self.batch_size, self.eval_every, self.val_size) >= 1,
                    "steps, batch_size, eval_every and val_size must be >= 1"),
+                  (0 <= self.warmup < self.steps, "warmup must be >= 0 and less than steps"),
                   (self.checkpoint_every is None or self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
                   (0 < self.lr < math.inf, f"lr must be a finite number > 0, got {self.lr}"),
                   (0 <= self.min_lr < math.inf, f"min_lr must be a finite number >= 0, got {self.min_lr}"),

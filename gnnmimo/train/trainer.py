@@ -97,6 +97,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         device = distributed.rank_device(config.device)
         self.detector = (detector if isinstance(detector, Detector) else detector()).to(device)
+        if config.init and checkpoint is None:
+            load_weights(self.detector, read_checkpoint(config.init))
         self.detector.set_precision(config.compute_precision)
         if not any(p.requires_grad for p in self.detector.parameters()):
             raise ValueError(f"detector {config.detector!r} has no trainable parameters")
@@ -116,6 +118,10 @@ class Trainer:
 
         self.optimizer = torch.optim.Adam(self.detector.parameters(), lr=config.lr)
         self.scheduler = self._make_scheduler()
+        # step k < warmup runs at lr·(k + 1)/warmup
+        self.warmup = (torch.optim.lr_scheduler.LinearLR(self.optimizer, 1 / config.warmup,
+                                                         total_iters=max(config.warmup - 1, 1))
+                       if config.warmup else None)
         self.step, self.history, self.best_val_loss = 0, [], math.inf
         self.saved_step: int | None = None  # the step of the checkpoint in ``out`` (written or resumed)
         self.running_loss = (0.0, 0)  # (sum, count) of training losses since the last validation
@@ -136,7 +142,8 @@ class Trainer:
             return torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer, "min", factor=c.plateau_factor, patience=c.plateau_patience, min_lr=c.min_lr)
         if c.schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.steps, eta_min=c.lr / 100)
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.steps - c.warmup,
+                                                              eta_min=c.lr / 100)
         return None
 
     def _open_outputs(self, resume: bool, overwrite: bool) -> dict | None:
@@ -214,7 +221,9 @@ class Trainer:
         if self.config.clip_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.detector.parameters(), self.config.clip_grad_norm)
         self.optimizer.step()
-        if self.config.schedule == "cosine":
+        if self.step < self.config.warmup:
+            self.warmup.step()
+        elif self.config.schedule == "cosine":
             self.scheduler.step()
         return distributed.mean_over_ranks(loss.item())
 
@@ -291,7 +300,7 @@ class Trainer:
 
     def _evaluate(self, train_loss: float) -> None:
         result = distributed.from_main(self.validate)
-        if self.scheduler is not None and self.config.schedule == "plateau":
+        if self.config.schedule == "plateau" and self.step > self.config.warmup:
             self.scheduler.step(result["loss"])
         improved = result["loss"] < self.best_val_loss
         if improved:
@@ -313,6 +322,7 @@ class Trainer:
         return {"step": self.step,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "warmup": self.warmup.state_dict() if self.warmup is not None else None,
                 "rng": {"data": self.generator.get_state(), "torch": torch.get_rng_state()},
                 "history": self.history,
                 "running_loss": list(self.running_loss),
@@ -339,6 +349,8 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
+            if self.warmup is not None:
+                self.warmup.load_state_dict(state["warmup"])
             self.generator.set_state(state["rng"]["data"])
             torch.set_rng_state(state["rng"]["torch"])
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
@@ -349,7 +361,7 @@ class Trainer:
             # CosineAnnealingLR updates the lr by the ratio of consecutive cosine factors, so
             # from here the lr decays monotonically to eta_min at ``steps``; unchanged steps
             # leave the schedule exactly as in an uninterrupted run.
-            self.scheduler.T_max = self.config.steps
+            self.scheduler.T_max = self.config.steps - self.config.warmup
         self.step, self.history, self.best_val_loss = state["step"], state["history"], state["best_val_loss"]
         self.running_loss, self.elapsed = tuple(state["running_loss"]), state["elapsed"]
         self.saved_step = self.step
