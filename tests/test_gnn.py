@@ -61,7 +61,8 @@ def test_pam_posterior_of_gaussian_logits_is_the_denoiser():
                                                ("epgnn:refine=True,report=True", "ep:double=False"),
                                                ("ampgnn", "amp:iterations=10"),
                                                ("ampgnn:refine=True,report=True,divergence=True",
-                                                "amp:iterations=10"), ("oamp-gnn", "oamp")])
+                                                "amp:iterations=10"), ("oamp-gnn", "oamp"),
+                                               ("oamp-gnn:refine=True,report=True", "oamp")])
 def test_untrained_refinement_is_its_classical_parent(hybrid, classical):
     """With the observation skip and a zero-initialised readout, the untrained GNN passes the
     Gaussian posterior through: EP-GNN is EP, AMP-GNN is AMP, OAMP-GNN is OAMP."""
@@ -72,7 +73,8 @@ def test_untrained_refinement_is_its_classical_parent(hybrid, classical):
     assert torch.allclose(ours, parent, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", GNN_FAMILY + ("epgnn:skip=False", "ampgnn:refine=True,report=True,divergence=True"))
+@pytest.mark.parametrize("name", GNN_FAMILY + ("epgnn:skip=False", "ampgnn:refine=True,report=True,divergence=True",
+                                              "oamp-gnn:refine=True,report=True"))
 @given(graph=mimo_batches(nr=(2, 8), qam=[4, 16], mixed_nr=True, batch_size=(1, 5), precision="double"))
 def test_untrained_properties(name, graph):
     torch.manual_seed(0)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: every zoo detector built on the pairwise-MRF GNN, with the shipped checkpoints' options
 MRF_DETECTORS = ("gnn", "epgnn", "epgnn:skip=False", "epgnn:refine=True,report=True", "ampgnn",
-                 "ampgnn:refine=True,report=True,divergence=True", "oamp-gnn")
+                 "ampgnn:refine=True,report=True,divergence=True", "oamp-gnn", "oamp-gnn:refine=True,report=True")
 
 
 def mixed_batch(size=7, seed=0):
