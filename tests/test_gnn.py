@@ -62,10 +62,13 @@ def test_pam_posterior_of_gaussian_logits_is_the_denoiser():
                                                ("ampgnn", "amp:iterations=10"),
                                                ("ampgnn:refine=True,report=True,divergence=True",
                                                 "amp:iterations=10"), ("oamp-gnn", "oamp"),
-                                               ("oamp-gnn:refine=True,report=True", "oamp")])
+                                               ("oamp-gnn:refine=True,report=True", "oamp"),
+                                               ("ep-transformer:skip=True,refine=True,report=True,damping=0.9",
+                                                "ep:double=False")])
 def test_untrained_refinement_is_its_classical_parent(hybrid, classical):
     """With the observation skip and a zero-initialised readout, the untrained GNN passes the
-    Gaussian posterior through: EP-GNN is EP, AMP-GNN is AMP, OAMP-GNN is OAMP."""
+    Gaussian posterior through: EP-GNN and the correcting EP-transformer are EP, AMP-GNN is AMP,
+    OAMP-GNN is OAMP."""
     sampler = MIMOSampler(nr=(6, 10), nt=(2, 6), qam=16, snr_db=(5.0, 25.0), precision="double")
     graph = sampler.sample(40, sampler.generator(0))
     ours = zoo.create_from_spec(hybrid, 16).double().detect(graph).probs
@@ -74,7 +77,8 @@ def test_untrained_refinement_is_its_classical_parent(hybrid, classical):
 
 
 @pytest.mark.parametrize("name", GNN_FAMILY + ("epgnn:skip=False", "ampgnn:refine=True,report=True,divergence=True",
-                                              "oamp-gnn:refine=True,report=True"))
+                                              "oamp-gnn:refine=True,report=True",
+                                              "ep-transformer:skip=True,refine=True,report=True"))
 @given(graph=mimo_batches(nr=(2, 8), qam=[4, 16], mixed_nr=True, batch_size=(1, 5), precision="double"))
 def test_untrained_properties(name, graph):
     torch.manual_seed(0)
@@ -121,3 +125,21 @@ def test_trained_properties(name):
     assert_permutation_equivariant(detector, graph, permute_antennas=True)
     assert_batch_independent(detector, graph)
     assert_generalises_over_user_counts(detector.float(), nr=(4, 8), nt_range=(1, 9))
+
+
+def test_observation_correction_shifts_and_rescales_the_gaussian_and_checks_its_width():
+    """A head of (a, δ, ν) moves the observation to r + √τ·δ with variance τ·e^ν, plus the logits a."""
+    from gnnmimo.blocks.denoiser import ObservationCorrection, gaussian_log_probs
+    qam = zoo.create("ep", 16).qam
+    block = ObservationCorrection(qam, refine=True, report=True)
+    mean, var = torch.tensor([[0.3, -0.5]]), torch.tensor([[0.2, 0.05]])
+    head = torch.tensor([0.1, -0.2, 0.0, 0.4, 0.5, -1.0])            # a (P = 4), δ, ν
+    correction = torch.cat([head, torch.zeros(6), head, head])        # Re: iterated, report; Im: both
+    out = block(None, {"correction": correction[None], "obs_mean": mean, "obs_var": var})
+    pam = qam.pam_as(mean)
+    expected_re = head[:4] + gaussian_log_probs(mean[:, 0] + var[:, 0].sqrt() * 0.5, var[:, 0] * torch.e ** -1.0, pam)
+    assert torch.allclose(out["pam_logits"][0, 0], expected_re[0])
+    assert torch.allclose(out["report_pam_logits"][0, 0], gaussian_log_probs(mean[:, 0], var[:, 0], pam)[0])
+    assert torch.allclose(out["obs_log_scale"], torch.tensor([[-1.0, -1.0]]))
+    with pytest.raises(ValueError, match="expects 24 correction channels, got 12"):
+        block(None, {"correction": correction[None, :12], "obs_mean": mean, "obs_var": var})

@@ -95,6 +95,86 @@ def normalised_pam(pam_logits: Tensor) -> Tensor:
     return pam_logits.view(pam_logits.shape[0], 2, -1).log_softmax(-1)
 
 
+def corrected_log_likelihood(head: Tensor, mean: Tensor, var: Tensor, alphabet: Tensor,
+                             refine: bool) -> tuple[Tensor, Tensor | None]:
+    r"""A Gaussian observation's log-likelihood over ``alphabet``, corrected by a learned readout.
+
+    .. math::
+        ℓ(s) = -\frac{(s - r - \sqrt{τ}\,δ)^2}{2 τ e^{ν}} + a(s)
+
+    with ``head = [a(s) for s in A]`` and, with ``refine``, ``[…, δ, ν]`` appended (otherwise
+    ``δ = ν = 0``). A zero head gives the observation's own log-likelihood, which is why the
+    learned correctors start from a zero last layer: untrained, they pass the Gaussian through.
+
+    Args:
+        head: ``[N, P]`` or, with ``refine``, ``[N, P + 2]``.
+        mean, var: ``r, τ`` ``[N]``.
+
+    Returns:
+        ``ℓ`` ``[N, P]`` and, with ``refine``, ``ν`` ``[N]`` (else ``None``).
+    """
+    if not refine:
+        return head + gaussian_log_probs(mean, var, alphabet), None
+    logits, shift, log_scale = head.split([len(alphabet), 1, 1], dim=-1)
+    mean = mean + var.sqrt() * shift[:, 0]
+    var = var * log_scale[:, 0].exp()
+    return logits + gaussian_log_probs(mean, var, alphabet), log_scale[:, 0]
+
+
+class ObservationCorrection(Block):
+    """Corrected PAM logits from a per-user readout and the Gaussian observation (:func:`corrected_log_likelihood`).
+
+    The learned part is whatever wrote ``correction`` (e.g. a :class:`~gnnmimo.blocks.mlp.PointwiseMLP`
+    over a transformer's state, its last layer zero-initialised); this block turns it into the
+    iterated head's ``pam_logits`` and, with ``report``, a second head's ``report_pam_logits``
+    (:class:`ReportedPosterior`), as the pairwise-MRF GNN's observation skip does.
+
+    Args:
+        qam: the constellation.
+        refine: each head also shifts and rescales the observation (``δ, ν``).
+        report: a second head for the reported posterior.
+
+    :reads: ``correction [N_u, 2·H·(P + 2·refine)]`` (Re then Im, each ``H = 1 + report`` heads),
+        ``obs_mean [N_u, 2]``, ``obs_var [N_u, 2]``.
+    :writes: ``pam_logits [N_u, 2, P]``; with ``refine`` ``obs_log_scale [N_u, 2]``; with
+        ``report`` ``report_pam_logits [N_u, 2, P]``.
+    """
+
+    default_reads = ("correction", "obs_mean", "obs_var")
+
+    def __init__(self, qam: QAM | int, refine: bool = False, report: bool = False):
+        super().__init__(writes=("pam_logits", *("obs_log_scale",) * refine, *("report_pam_logits",) * report))
+        self.qam = qam if isinstance(qam, QAM) else QAM(qam)
+        self.refine, self.report = refine, report
+
+    @property
+    def channels(self) -> int:
+        """The width of ``correction`` this block expects."""
+        return 2 * (1 + self.report) * (len(self.qam.pam) + 2 * self.refine)
+
+    def update(self, graph: MIMOGraph, state: State) -> State:
+        correction = state["correction"]
+        if correction.shape[-1] != self.channels:
+            raise ValueError(f"{type(self).__name__} expects {self.channels} correction channels, "
+                             f"got {correction.shape[-1]}")
+        num_users = correction.shape[0]
+        heads = correction.view(num_users * 2, 1 + self.report, -1)
+        mean = state["obs_mean"].to(correction.dtype).reshape(-1)
+        var = state["obs_var"].to(correction.dtype).reshape(-1).clamp_min(torch.finfo(correction.dtype).tiny)
+        alphabet = self.qam.pam_as(correction)
+        corrected = [corrected_log_likelihood(heads[:, k], mean, var, alphabet, self.refine)
+                     for k in range(1 + self.report)]
+        out = {"pam_logits": corrected[0][0].view(num_users, 2, -1)}
+        if self.refine:
+            out["obs_log_scale"] = corrected[0][1].view(num_users, 2)
+        if self.report:
+            out["report_pam_logits"] = corrected[1][0].view(num_users, 2, -1)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"qam={self.qam.order}, refine={self.refine}, report={self.report}"
+
+
 class PAMPosterior(Block):
     """Moments and symbol logits of per-component PAM distributions (e.g. a learned readout).
 

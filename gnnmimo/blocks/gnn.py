@@ -119,7 +119,7 @@ from torch_geometric.nn import MessagePassing
 
 from gnnmimo import ops
 from gnnmimo.blocks.base import Block, State
-from gnnmimo.blocks.denoiser import gaussian_log_probs
+from gnnmimo.blocks.denoiser import corrected_log_likelihood
 from gnnmimo.blocks.mlp import mlp
 from gnnmimo.constellation import QAM
 from gnnmimo.graph import ANTENNA, INTERFERENCE, USER, MIMOGraph
@@ -433,14 +433,9 @@ class PairwiseMRFGNN(Block):
         return u, g
 
     def corrected_observation(self, head: Tensor, mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor | None]:
-        """``ℓ(s)`` of one readout head (the observation's log-likelihood, refined, plus the head's
-        logits) and, with ``refine``, its log-scale ``ν`` (``[N]``)."""
-        if not self.refine:
-            return head + gaussian_log_probs(mean, var, self.qam.pam_as(head)), None
-        logits, shift, log_scale = head.split([len(self.qam.pam), 1, 1], dim=-1)
-        mean = mean + var.sqrt() * shift[:, 0]
-        var = var * log_scale[:, 0].exp()
-        return logits + gaussian_log_probs(mean, var, self.qam.pam_as(logits)), log_scale[:, 0]
+        """``ℓ(s)`` of one readout head and, with ``refine``, its log-scale ``ν`` (``[N]``):
+        :func:`~gnnmimo.blocks.denoiser.corrected_log_likelihood`."""
+        return corrected_log_likelihood(head, mean, var, self.qam.pam_as(head), self.refine)
 
     def extra_repr(self) -> str:
         return (f"qam={self.qam.order}, rounds={self.rounds}, observation={self.observation}, "
