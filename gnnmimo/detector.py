@@ -135,6 +135,8 @@ class Detector(nn.Module):
     runs :meth:`iterate`.
     """
 
+    #: the :mod:`gnnmimo.train.recipes` recipe ``gnnmimo train`` defaults to for this family
+    training_recipe: ClassVar[str] = "paper"
     #: whether the detector accepts batches with different Nr per instance
     supports_mixed_antennas: ClassVar[bool] = True
     #: whether every instance must have Nt <= Nr (a full-column-rank channel)

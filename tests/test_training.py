@@ -307,3 +307,21 @@ def test_nt_step_trains_only_on_the_chosen_user_counts(tmp_path):
     counts = torch.cat([trainer.sample_batch().num_users for _ in range(5)])
     assert set(counts.unique().tolist()) == {2, 4}
     assert sorted(trainer.snr_ranges) == [2, 4]
+
+
+def test_the_family_recipe_sets_the_defaults_and_options_override_it():
+    from gnnmimo.cli import build_parser
+    from gnnmimo.cli.train import config_from_args
+    from gnnmimo.train.recipes import RECIPE_FIELDS, RECIPES
+
+    def parsed(*extra):
+        return build_parser().parse_args(["train", "--nr", "8", "--nt", "4:8", "--qam", "16", "--out", "x.pt",
+                                          *extra])
+    assert all(set(fields) <= set(RECIPE_FIELDS) for fields in RECIPES.values())
+    hybrid = config_from_args(parsed("--detector", "epgnn:refine=True,report=True"))
+    assert (hybrid.loss, hybrid.ce_weight, hybrid.loss_weights, hybrid.lr, hybrid.batch_size) == (
+        "soft-ser", 0.1, "last", 1e-3, 128)
+    remimo = config_from_args(parsed("--detector", "remimo"))
+    assert (remimo.loss, remimo.lr, remimo.batch_size) == ("cross-entropy", 1e-4, 256)  # the paper's
+    chosen = config_from_args(parsed("--detector", "epgnn", "--lr", "5e-4", "--recipe", "paper"))
+    assert (chosen.lr, chosen.loss, chosen.batch_size) == (5e-4, "cross-entropy", 256)

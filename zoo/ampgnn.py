@@ -78,6 +78,8 @@ class AMPGNN(UnrolledDetector):
             parameters, same numbers (:mod:`gnnmimo.blocks.gnn`).
     """
 
+    training_recipe = "correction"
+
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, skip: bool = True,
                  refine: bool = False, report: bool = False, divergence: bool = False, messages: str = "dense"):
         if divergence and not refine:

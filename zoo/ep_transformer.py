@@ -74,6 +74,8 @@ class EPTransformer(UnrolledDetector):
         report: report the posterior of a second head (needs ``skip``).
     """
 
+    training_recipe = "correction"
+
     def __init__(self, qam: QAM | int, iterations: int = 10, d_model: int = 32, heads: int = 4,
                  damping: float = 0.7, double: bool = False, skip: bool = False, refine: bool = False,
                  report: bool = False):

@@ -60,6 +60,8 @@ class EPGNN(UnrolledDetector):
             parameters, same numbers (:mod:`gnnmimo.blocks.gnn`).
     """
 
+    training_recipe = "correction"
+
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, damping: float = 0.9,
                  double: bool = False, skip: bool = True, refine: bool = False,
                  report: bool = False, messages: str = "dense"):

@@ -46,6 +46,8 @@ class OAMPGNN(UnfoldedDetector):
             parameters, same numbers (:mod:`gnnmimo.blocks.gnn`).
     """
 
+    training_recipe = "correction"
+
     def __init__(self, qam: QAM | int, iterations: int = 10, rounds: int = 2, double: bool = False,
                  skip: bool = True, refine: bool = False, report: bool = False, messages: str = "dense"):
         super().__init__(qam, iterations)

@@ -23,6 +23,7 @@ from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, cha
 from gnnmimo.losses import LOSS_WEIGHTS, LOSSES
 from gnnmimo.registry import create, detector_class, parse_spec
 from gnnmimo.train.config import NT_MODES, SCHEDULES, TrainConfig, plain_value
+from gnnmimo.train.recipes import RECIPE_FIELDS, RECIPES, recipe
 from gnnmimo.tr38901 import SCENARIOS
 from gnnmimo.train.trainer import Trainer, deadline
 
@@ -54,30 +55,33 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--heads", type=positive_int, help="attention heads")
     model.add_argument("--blocks", type=positive_int, help="iterations / EP blocks T (the detector's `blocks` "
                        "or `iterations` option)")
-    run = parser.add_argument_group("optimisation")
+    run = parser.add_argument_group("optimisation (defaults: the detector family's recipe, then TrainConfig's)")
+    run.add_argument("--recipe", choices=list(RECIPES),
+                     help="the defaults of the options below (default: the detector's own, "
+                          "gnnmimo.train.recipes); options given here override it")
     run.add_argument("--steps", type=positive_int, default=TrainConfig.steps)
-    run.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size)
-    run.add_argument("--lr", type=positive_float, default=TrainConfig.lr)
+    run.add_argument("--batch-size", type=positive_int, default=None)
+    run.add_argument("--lr", type=positive_float, default=None)
     run.add_argument("--clip-grad-norm", type=positive_float, metavar="NORM",
                      help="clip the gradient norm (default: off)")
-    run.add_argument("--schedule", choices=SCHEDULES, default=TrainConfig.schedule)
-    run.add_argument("--warmup", type=non_negative_int, default=TrainConfig.warmup, metavar="STEPS",
+    run.add_argument("--schedule", choices=SCHEDULES, default=None)
+    run.add_argument("--warmup", type=non_negative_int, default=None, metavar="STEPS",
                      help="linear learning-rate warm-up over the first STEPS steps (default: none)")
     run.add_argument("--init", metavar="CHECKPOINT",
                      help="start from these weights (a file or a pretrained name: fine-tuning) instead of "
                           "the detector's initialisation; the detector and its options must match")
-    run.add_argument("--plateau-factor", type=fraction, default=TrainConfig.plateau_factor)
-    run.add_argument("--plateau-patience", type=non_negative_int, default=TrainConfig.plateau_patience)
+    run.add_argument("--plateau-factor", type=fraction, default=None)
+    run.add_argument("--plateau-patience", type=non_negative_int, default=None)
     run.add_argument("--nt-mode", choices=NT_MODES, default=TrainConfig.nt_mode,
                      help="one Nt per minibatch (batch, the paper) or per instance (mixed)")
-    run.add_argument("--loss-weights", choices=LOSS_WEIGHTS, default=TrainConfig.loss_weights)
-    run.add_argument("--loss", choices=LOSSES, default=TrainConfig.loss,
+    run.add_argument("--loss-weights", choices=LOSS_WEIGHTS, default=None)
+    run.add_argument("--loss", choices=LOSSES, default=None,
                      help="per-symbol loss: cross-entropy (eq. 13) or soft-ser (1 - p(true symbol))")
-    run.add_argument("--ce-weight", type=non_negative_float, default=TrainConfig.ce_weight,
+    run.add_argument("--ce-weight", type=non_negative_float, default=None,
                      help="add this times the cross-entropy to the soft-ser loss")
-    run.add_argument("--eval-every", type=positive_int, default=TrainConfig.eval_every)
+    run.add_argument("--eval-every", type=positive_int, default=None)
     run.add_argument("--checkpoint-every", type=positive_int, help="default: --eval-every")
-    run.add_argument("--val-size", type=positive_int, default=TrainConfig.val_size)
+    run.add_argument("--val-size", type=positive_int, default=None)
     run.add_argument("--val-seed", type=int, default=TrainConfig.val_seed)
     parser.add_argument("--out", required=True,
                         help="checkpoint file (written atomically); OUT_STEM.best.pt keeps the lowest validation loss")
@@ -102,18 +106,22 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if channel.kind in SCENARIOS:
         raise SystemExit(f"error: training on the 3GPP channel {channel.kind} is not supported yet (evaluate only)")
     snr, targets = args.snr
+    tuned = recipe(recipe_name(args))
+    chosen = {key: getattr(args, key) if getattr(args, key) is not None else tuned.get(key, TrainConfig.default(key))
+              for key in RECIPE_FIELDS}
     return TrainConfig(
         detector=name, options=options, qam=args.qam, nr=args.nr, nt=args.nt, nt_step=args.nt_step,
         channel={"kind": channel.kind, "rho": plain_value(channel.rho), "csi_error": channel.csi_error},
         snr=snr, snr_targets=targets or TrainConfig.snr_targets, nt_mode=args.nt_mode, steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, clip_grad_norm=args.clip_grad_norm, schedule=args.schedule,
-        plateau_factor=args.plateau_factor,
-        plateau_patience=args.plateau_patience, loss_weights=args.loss_weights, loss=args.loss,
-        ce_weight=args.ce_weight, eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every, val_size=args.val_size, val_seed=args.val_seed,
-        warmup=args.warmup, init=str(zoo.resolve(args.init)) if args.init else None,
+        **chosen, checkpoint_every=args.checkpoint_every, val_seed=args.val_seed,
+        init=str(zoo.resolve(args.init)) if args.init else None,
         seed=args.seed, precision=PRECISION_CHOICES[args.precision][0],
         compute_precision=PRECISION_CHOICES[args.precision][1], device=args.device)
+
+
+def recipe_name(args: argparse.Namespace) -> str:
+    """``--recipe``, or the one the detector's family names."""
+    return args.recipe or detector_class(parse_spec(args.detector)[0]).training_recipe
 
 
 def train_main(args: argparse.Namespace) -> int:
@@ -150,6 +158,9 @@ def start_trainer(args: argparse.Namespace) -> Trainer:
         print(f"resuming {args.out} at step {trainer.step}", file=sys.stderr)
     ranges = ", ".join(f"{nt}: {low:g}..{high:g}" for nt, (low, high) in trainer.snr_ranges.items())
     print(f"SNR ranges (dB) by Nt: {ranges}", file=sys.stderr)
+    c = trainer.config
+    print(f"recipe {recipe_name(args)}: batch {c.batch_size}, lr {c.lr:g} ({c.schedule}, warm-up {c.warmup}), "
+          f"loss {c.loss} (+{c.ce_weight:g} CE, {c.loss_weights}), clip {c.clip_grad_norm}", file=sys.stderr)
     return trainer
 
 

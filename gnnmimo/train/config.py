@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 from gnnmimo.constellation import SUPPORTED_ORDERS
 from gnnmimo.losses import LOSS_WEIGHTS, LOSSES
@@ -166,6 +166,12 @@ class TrainConfig:
                 problems.append(f"{f.name} must be of type {f.type}, got {value!r}")
         if problems:
             raise ValueError("invalid training configuration: " + "; ".join(problems))
+
+    @classmethod
+    def default(cls, name: str):
+        """The default value of field ``name``."""
+        found = {f.name: f for f in fields(cls)}[name]
+        return found.default_factory() if found.default is MISSING else found.default
 
     @property
     def nts(self) -> list[int]:
