@@ -54,6 +54,8 @@ class OAMPNet(LinearDenoiserNet):
         double: compute the linear steps in float64.
     """
 
+    training_recipe = "few-parameters"
+
     def make_linear(self, double: bool) -> Block:
         return OAMPLinear(learnable=True, double=double)
 
