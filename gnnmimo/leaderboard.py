@@ -21,7 +21,8 @@ index: detectors that meet at an SNR are measured on the same instances.
 **Summary** per detector and Nt, for each target SER: the SNR where the curve crosses it
 (:func:`gnnmimo.report.ser_crossing`, log-linear between the bracketing points), the errors/symbols of
 those two points, the SNRs where the 95 % interval bounds cross it (a pointwise range, not a joint
-interval), and the gap to ML where ML ran; the detector time per instance over the sweep
+interval), and the gap to ML where ML ran (when the first point below the target has no errors there
+is no log-interpolation, only the bound "at most that SNR"); the detector time per instance over the sweep
 (instances/s, on the thread count of the run); for checkpoints the parameter count and the training cost
 at the checkpoint's last validation (step, seconds of training steps, step × batch instances), read
 from the file's training record.
