@@ -77,7 +77,7 @@ class Settings:
     max_symbols: int = 80_000
     batch_size: int = 1000
     step_db: float = 1.0
-    max_points: int = 20
+    max_points: int = 16
 
 
 #: seconds, for a functional test
@@ -162,7 +162,7 @@ def sweep(point: Callable[[float], PointResult], start: float, settings: Setting
             records[snr] = point(snr)
         return records[snr]
 
-    snr = start
+    start = snr = _on_grid(start, settings.step_db)
     while at(snr).ser < high and len(records) < settings.max_points:
         snr -= settings.step_db
     snr = start

@@ -106,3 +106,21 @@ def test_render_is_a_function_of_the_json():
                                          ({"nr": 16, "nt": [8, 8]}, [8])])
 def test_evaluated_user_counts(system, nts):
     assert leaderboard.evaluated_nts(system) == nts
+
+
+def test_the_sweep_walks_a_common_grid_until_it_brackets_both_targets():
+    """SER 10^(-(snr - 10) / 4): 1e-2 at 18 dB, 1e-3 at 22 dB; a start off the grid is snapped to it."""
+    measured = []
+
+    def point(snr):
+        measured.append(snr)
+        ser = 10 ** (-(snr - 10) / 4)
+        return leaderboard.PointResult("d", 8, 8, 16, "iid", snr, 1000, round(ser * 1000), ser, ser, ser,
+                                       0, 0, 0.0, 0.0, 0.0, 0.1, instances=125)
+
+    curve = leaderboard.sweep(point, 19.5, leaderboard.Settings(step_db=1.0, max_points=16))
+    assert [r.snr_db for r in curve] == [18.0, 19.0, 20.0, 21.0, 22.0, 23.0] == sorted(measured)
+    assert leaderboard.summarize(curve, 1e-2)["snr_db"] == pytest.approx(18.0)
+    assert leaderboard.summarize(curve, 1e-3)["snr_db"] == pytest.approx(22.0, abs=0.01)
+    floor = leaderboard.sweep(lambda snr: point(min(snr, 20.0)), 20.0, leaderboard.Settings(max_points=5))
+    assert len(floor) == 5 and leaderboard.summarize(floor, 1e-3)["snr_db"] is None   # an error floor stops
