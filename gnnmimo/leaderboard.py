@@ -227,7 +227,7 @@ def measure_configuration(names: list[str], checkpoints: dict[str, dict], settin
                           log: Callable[[str], None] = lambda line: None) -> dict:
     """The board entry of one configuration: its checkpoints ``names`` and the classical detectors,
     swept at each evaluated Nt (module doc)."""
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     system = checkpoints[names[0]]["system"]
     qam, nr = system["qam"], system["nr"]
     sampler = MIMOSampler(nr, system["nt"][1], qam, channel=channel_of(system))
@@ -266,7 +266,8 @@ def measure_configuration(names: list[str], checkpoints: dict[str, dict], settin
                            "torch_version": str(torch.__version__), "machine": machine(),
                            "threads": torch.get_num_threads(),
                            "generated_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-                           "wall_seconds": round(time.perf_counter() - began)},
+                           "wall_seconds": round(time.perf_counter() - began),
+                           "cpu_seconds": round(time.process_time() - cpu_began)},
             "records": [{key: value for key, value in r.to_dict().items() if key != "provenance"}
                         for r in records]}
 
@@ -361,12 +362,15 @@ def render(board: dict) -> str:
              "every configuration, otherwise only those whose checkpoints changed); the data, with provenance, "
              "is in [leaderboard.json](leaderboard.json); the method in `gnnmimo/leaderboard.py`.", "",
              f"- **SNR @ SER {upper} / {lower}** (dB): log-interpolated between the two bracketing points of a "
-             "1-dB sweep on fresh samples (each detector's sweep starts at the centre of the training SNR range "
+             "sweep on fresh samples, on a common SNR grid (each detector's sweep starts at the centre of the training SNR range "
              "and widens until it brackets both targets; the samples of a point depend only on the seed, Nt and "
              "SNR, so all detectors of a configuration see the same instances at a shared SNR). In brackets: "
              "where the pointwise 95 % bounds (clustered Clopper–Pearson) cross the target, a rough range.",
              "- **errors/symbols**: the two points behind the interpolated value (above → below the target).",
-             "- **gap to ML**: the SNR minus exact ML's (sphere decoder), where ML ran.",
+             "- **gap to ML**: the SNR minus exact ML's (sphere decoder), where ML ran; ML is skipped where "
+             "its search would exceed 2^36 candidates per instance (the skips are listed per configuration).",
+             "- **≤ x**: the first point below the target had no errors, so there is no interpolation, only "
+             "that bound; **not reached**: the sweep ended (error floor or its point budget) above the target.",
              "- **inst/s**: detector time only, averaged over the sweep's instances, fp32, on the thread "
              "count and machine below (a machine shared with other jobs: indicative).",
              "- **training**: at the checkpoint's last validation (its training record): steps, minutes of "
@@ -375,9 +379,10 @@ def render(board: dict) -> str:
         p = entry["provenance"]
         lines += [f"## {entry['title']}", "",
                   f"Seed {p['seed']}; a point stops at {p['target_errors']} symbol errors or {p['max_symbols']} "
-                  f"symbols; batches of {p['batch_size']}; measured {p['generated_utc']} UTC on {p['machine']}, "
+                  f"symbols; batches of {p['batch_size']}; grid step {p['step_db']:g} dB, at most {p['max_points']} "
+                  f"points per curve; measured {p['generated_utc']} UTC on {p['machine']}, "
                   f"{p['threads']} thread{'s' * (p['threads'] > 1)}, gnnmimo {p['library_version']}, torch "
-                  f"{p['torch_version']}, {p['wall_seconds'] / 60:.1f} min.", ""]
+                  f"{p['torch_version']}, {p['wall_seconds'] / 60:.1f} min wall ({p['cpu_seconds'] / 60:.1f} min of CPU).", ""]
         for name, facts in entry["checkpoints"].items():
             lines.append(f"- `{name}`: sha256 `{facts['sha256'][:16]}…`")
         for skip in entry["skipped"]:
