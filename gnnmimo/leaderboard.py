@@ -365,7 +365,8 @@ def render(board: dict) -> str:
              "sweep on fresh samples, on a common SNR grid (each detector's sweep starts at the centre of the training SNR range "
              "and widens until it brackets both targets; the samples of a point depend only on the seed, Nt and "
              "SNR, so all detectors of a configuration see the same instances at a shared SNR). In brackets: "
-             "where the pointwise 95 % bounds (clustered Clopper–Pearson) cross the target, a rough range.",
+             "where the pointwise 95 % bounds (clustered Clopper–Pearson) cross the target, a rough range "
+             "(absent where a bound does not cross within the swept points).",
              "- **errors/symbols**: the two points behind the interpolated value (above → below the target).",
              "- **gap to ML**: the SNR minus exact ML's (sphere decoder), where ML ran; ML is skipped where "
              "its search would exceed 2^36 candidates per instance (the skips are listed per configuration).",
