@@ -29,7 +29,9 @@ from the file's training record.
 
 **Incremental.** A configuration is measured again only when its inputs changed: the names and
 SHA-256 of its checkpoint files, the classical detectors, the sample settings (:class:`Settings`);
-otherwise its entry of the previous board is kept as it is.
+otherwise its entry of the previous board is kept as it is. Within a configuration measured again,
+a row whose own inputs (detector, checkpoint SHA-256, start SNR, settings) are unchanged keeps its
+records: a retrained checkpoint costs its own sweeps only (the gaps to ML are recomputed).
 
 **Sync.** :func:`out_of_sync` compares a board with a checkpoint directory without evaluating: the
 same checkpoint names, each with its file's SHA-256, parameter count and training cost, and each card
@@ -38,6 +40,7 @@ of the board, so the markdown is in sync when it equals the rendering of the JSO
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -223,10 +226,23 @@ def inputs_of(names: list[str], checkpoints: dict[str, dict], settings: Settings
             "settings": asdict(settings)}
 
 
+def _reusable_rows(previous: dict | None) -> dict[tuple, tuple[dict, list[dict]]]:
+    """``(Nt, row inputs)`` → the row and its records, of a previous entry of the configuration."""
+    found = {}
+    for block in (previous or {}).get("results", []):
+        for row in block["rows"]:
+            if "inputs" in row:
+                records = [r for r in previous["records"] if r["detector"] == row["detector"] and r["nt"] == block["nt"]]
+                found[(block["nt"], json.dumps(row["inputs"], sort_keys=True))] = row, records
+    return found
+
+
 def measure_configuration(names: list[str], checkpoints: dict[str, dict], settings: Settings,
-                          log: Callable[[str], None] = lambda line: None) -> dict:
+                          log: Callable[[str], None] = lambda line: None, previous: dict | None = None) -> dict:
     """The board entry of one configuration: its checkpoints ``names`` and the classical detectors,
-    swept at each evaluated Nt (module doc)."""
+    swept at each evaluated Nt (module doc). A row of the ``previous`` entry whose inputs (detector,
+    checkpoint SHA-256, start SNR, settings) are unchanged is kept with its records, not swept again:
+    retraining one checkpoint re-measures its rows only."""
     began, cpu_began = time.perf_counter(), time.process_time()
     system = checkpoints[names[0]]["system"]
     qam, nr = system["qam"], system["nr"]
@@ -234,6 +250,7 @@ def measure_configuration(names: list[str], checkpoints: dict[str, dict], settin
     learned = {name: detector_from_checkpoint(checkpoints[name]) for name in names}
     facts = {name: checkpoint_facts(checkpoints[name], learned[name]) for name in names}
     detectors = {**{spec: create_from_spec(spec, qam).eval() for spec in CLASSICAL}, **learned}
+    reusable = _reusable_rows(previous)
     by_nt, records, skipped = [], [], []
     for nt in evaluated_nts(system):
         starts = {name: start_snr(checkpoints[name]["training"], nt) for name in names}
@@ -245,18 +262,27 @@ def measure_configuration(names: list[str], checkpoints: dict[str, dict], settin
             if reason:
                 skipped.append({"detector": name, "nt": nt, "reason": reason})
                 continue
+            start = _on_grid(starts.get(name) if starts.get(name) is not None else common, settings.step_db)
+            inputs = {"detector": name, "sha256": facts[name]["sha256"] if name in facts else None,
+                      "start_db": start, "settings": asdict(settings)}
+            kept = reusable.get((nt, json.dumps(inputs, sort_keys=True)))
+            if kept is not None:
+                log(f"{configuration_key(system)} Nt {nt} {name}: unchanged, kept")
+                rows.append(copy.deepcopy(kept[0]))   # its gap to ML is recomputed below
+                records += kept[1]
+                continue
 
             def point(snr: float, name=name, detector=detector) -> PointResult:
                 return evaluate({name: detector}, sampler, [nt], [snr], settings.target_errors,
                                 settings.max_symbols, settings.batch_size, settings.seed, progress=False)[0]
 
             tick = time.perf_counter()
-            start = starts.get(name) if starts.get(name) is not None else common
             curve = sweep(point, start, settings)
             log(f"{configuration_key(system)} Nt {nt} {name}: {len(curve)} points "
                 f"{curve[0].snr_db:g}…{curve[-1].snr_db:g} dB, {time.perf_counter() - tick:.0f} s")
-            rows.append(_row(name, "learned" if name in learned else "classical", curve, facts.get(name)))
-            records += curve
+            rows.append({**_row(name, "learned" if name in learned else "classical", curve, facts.get(name)),
+                         "inputs": inputs, "measured_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())})
+            records += [{key: value for key, value in r.to_dict().items() if key != "provenance"} for r in curve]
         _add_gaps(rows)
         by_nt.append({"nt": nt, "rows": rows})
     return {"key": configuration_key(system), "title": configuration_title(system), "system": system,
@@ -268,8 +294,7 @@ def measure_configuration(names: list[str], checkpoints: dict[str, dict], settin
                            "generated_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
                            "wall_seconds": round(time.perf_counter() - began),
                            "cpu_seconds": round(time.process_time() - cpu_began)},
-            "records": [{key: value for key, value in r.to_dict().items() if key != "provenance"}
-                        for r in records]}
+            "records": records}
 
 
 def build(directory: str | os.PathLike, previous: dict | None, settings: Settings, redo_all: bool = False,
@@ -286,7 +311,8 @@ def build(directory: str | os.PathLike, previous: dict | None, settings: Setting
             log(f"{key}: unchanged, kept")
             board["configurations"].append(old)
         else:
-            board["configurations"].append(measure_configuration(names, checkpoints, settings, log))
+            board["configurations"].append(measure_configuration(names, checkpoints, settings, log,
+                                                                 previous=None if redo_all else old))
         on_entry(board)
     return board
 

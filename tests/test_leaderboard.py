@@ -91,8 +91,16 @@ def test_quick_board_then_only_changed_configurations_are_measured(tmp_path, mon
     retrain(directory / f"{SMALL}.pt")
     assert main(["leaderboard", "--check", "--pretrained-dir", str(directory), "--out-dir", str(out)]) == 1
     measured.clear()
+    swept = []
+    evaluate = leaderboard.evaluate
+    monkeypatch.setattr(leaderboard, "evaluate", lambda detectors, *args, **kwargs:
+                        swept.extend(detectors) or evaluate(detectors, *args, **kwargs))
     assert main(["leaderboard", "--quick", "--quiet", "--pretrained-dir", str(directory), "--out-dir", str(out)]) == 0
-    assert measured == [[SMALL]]
+    assert measured == [[SMALL]] and set(swept) == {SMALL}   # the classical rows are kept too
+    retrained = leaderboard.load(out / "leaderboard.json")["configurations"][0]
+    rows = {row["detector"]: row for row in retrained["results"][0]["rows"]}
+    assert {r["detector"] for r in retrained["records"]} == set(rows)
+    assert rows["ml"] == next(row for row in entry["results"][0]["rows"] if row["detector"] == "ml")
     assert main(["leaderboard", "--check", "--pretrained-dir", str(directory), "--out-dir", str(out)]) == 0
 
 
