@@ -1,7 +1,7 @@
 """``gnnmimo leaderboard``: docs/leaderboard.md and docs/leaderboard.json from the shipped checkpoints.
 
-    gnnmimo leaderboard --threads 1            # re-measure the configurations whose checkpoints changed
-    gnnmimo leaderboard --threads 1 --all      # re-measure every configuration (about 20 min, one thread)
+    gnnmimo leaderboard --threads 1            # re-measure the rows of checkpoints that changed or were added
+    gnnmimo leaderboard --threads 1 --all      # re-measure everything (about 15 min of CPU, one thread)
     gnnmimo leaderboard --check                # is the board in sync with the checkpoints? (no evaluation)
     gnnmimo leaderboard --quick --out-dir /tmp/board   # tiny samples, for a functional test
 
