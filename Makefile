@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench leaderboard
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ demo: $(STAMP)
 	$(BIN)/gnnmimo evaluate --detector mmse --detector ep --checkpoint remimo-nr16-nt4-8-qam4 \
 	    --nr 16 --nt 8 --qam 4 --snr 4:2:10 $(DEMO) \
 	    --json results/demo-16x8-qam4.json --markdown results/demo-16x8-qam4.md --plot results/demo-16x8-qam4.png
+
+# docs/leaderboard.{md,json}: re-measures the configurations whose checkpoints changed (README "Leaderboard")
+leaderboard: $(STAMP)
+	$(BIN)/gnnmimo leaderboard --threads 1
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -41,19 +41,29 @@ def markdown_table(results: list[PointResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def snr_at_ser(results: list[PointResult], target: float = 1e-2) -> float | None:
-    """SNR (dB) at which SER crosses ``target``, interpolated linearly in
-    ``log10 SER`` between the two bracketing points of one curve.
+def ser_crossing(results: list[PointResult], target: float = 1e-2,
+                 rate=lambda r: r.ser) -> tuple[float, PointResult, PointResult] | None:
+    """Where one curve's ``rate(record)`` (default the SER; e.g. ``lambda r: r.ser_ci_high`` for
+    its upper 95 % bound) crosses ``target``: ``(snr, above, below)``, with ``snr`` interpolated
+    linearly in ``log10 rate`` between the first pair of neighbouring points (by SNR) such that
+    ``rate(above) >= target > rate(below) > 0``, the two records being that pair.
 
-    ``results``: the points of one detector and one Nt. ``None`` when the curve
-    does not cross ``target`` (or a bracketing point has no errors).
+    ``results``: the points of one detector and one Nt. ``None`` when the curve does not cross
+    ``target`` (or the point below it has no errors).
     """
-    points = sorted((r.snr_db, r.ser) for r in results)
-    for (snr_a, ser_a), (snr_b, ser_b) in zip(points, points[1:]):
-        if ser_a >= target > ser_b and ser_b > 0:
-            fraction = (math.log10(ser_a) - math.log10(target)) / (math.log10(ser_a) - math.log10(ser_b))
-            return snr_a + fraction * (snr_b - snr_a)
+    points = sorted(results, key=lambda r: r.snr_db)
+    for above, below in zip(points, points[1:]):
+        high, low = rate(above), rate(below)
+        if high >= target > low > 0:
+            fraction = (math.log10(high) - math.log10(target)) / (math.log10(high) - math.log10(low))
+            return above.snr_db + fraction * (below.snr_db - above.snr_db), above, below
     return None
+
+
+def snr_at_ser(results: list[PointResult], target: float = 1e-2) -> float | None:
+    """SNR (dB) at which SER crosses ``target`` (:func:`ser_crossing`); ``None`` when it does not."""
+    crossing = ser_crossing(results, target)
+    return None if crossing is None else crossing[0]
 
 
 def snr_at_ser_table(results: list[PointResult], target: float = 1e-2) -> str:

@@ -3,6 +3,7 @@
 * ``gnnmimo evaluate`` (:mod:`gnnmimo.cli.evaluate`): SER/BER of detectors on the same samples;
 * ``gnnmimo train`` (:mod:`gnnmimo.cli.train`): train a learned detector;
 * ``gnnmimo sample`` (:mod:`gnnmimo.cli.sample`): write the instances ``evaluate`` would draw to a file;
+* ``gnnmimo leaderboard`` (:mod:`gnnmimo.cli.leaderboard`): docs/leaderboard.{md,json} from the shipped checkpoints;
 * ``gnnmimo list``: the registered detectors.
 
 ``gnnmimo --plugin MODULE COMMAND …`` (repeatable) imports a module that
@@ -20,6 +21,7 @@ import zoo  # noqa: F401  (registers the zoo's detectors before any command look
 from gnnmimo import distributed
 from gnnmimo.allocator import keep_freed_memory
 from gnnmimo.cli.evaluate import add_evaluate_parser
+from gnnmimo.cli.leaderboard import add_leaderboard_parser
 from gnnmimo.cli.sample import add_sample_parser
 from gnnmimo.cli.train import add_train_parser
 from gnnmimo.registry import import_plugins, list_detectors
@@ -38,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(subparsers)
     add_train_parser(subparsers)
     add_sample_parser(subparsers)
+    add_leaderboard_parser(subparsers)
     subparsers.add_parser("list", help="registered detectors").set_defaults(main=list_main)
     return parser
 
