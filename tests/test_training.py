@@ -325,3 +325,14 @@ def test_the_family_recipe_sets_the_defaults_and_options_override_it():
     assert (remimo.loss, remimo.lr, remimo.batch_size) == ("cross-entropy", 1e-4, 256)  # the paper's
     chosen = config_from_args(parsed("--detector", "epgnn", "--lr", "5e-4", "--recipe", "paper"))
     assert (chosen.lr, chosen.loss, chosen.batch_size) == (5e-4, "cross-entropy", 256)
+
+
+def test_a_resumed_run_takes_the_options_not_given_from_its_checkpoint_not_the_recipe(tmp_path):
+    """A run started before recipes (or under another recipe) resumes with the same command."""
+    out = tmp_path / "old.pt"
+    common = ["train", "--detector", "epgnn", "--nr", "4", "--nt", "2:3", "--qam", "4", "--snr", "5:15",
+              "--eval-every", "2", "--val-size", "8", "--out", str(out), "--no-progress"]
+    assert cli_main(common + ["--steps", "2", "--recipe", "paper", "--batch-size", "8"]) == 0
+    assert cli_main(common + ["--steps", "4", "--resume"]) == 0
+    training = read_checkpoint(out)["training"]
+    assert (training["loss"], training["lr"], training["batch_size"]) == ("cross-entropy", 1e-4, 8)

@@ -22,7 +22,8 @@ from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, cha
                                    positive_float, positive_int)
 from gnnmimo.losses import LOSS_WEIGHTS, LOSSES
 from gnnmimo.registry import create, detector_class, parse_spec
-from gnnmimo.train.config import NT_MODES, SCHEDULES, TrainConfig, plain_value
+from gnnmimo.checkpoint import read_checkpoint
+from gnnmimo.train.config import FIELDS_ADDED_LATER, NT_MODES, SCHEDULES, TrainConfig, plain_value
 from gnnmimo.train.recipes import RECIPE_FIELDS, RECIPES, recipe
 from gnnmimo.tr38901 import SCENARIOS
 from gnnmimo.train.trainer import Trainer, deadline
@@ -106,9 +107,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if channel.kind in SCENARIOS:
         raise SystemExit(f"error: training on the 3GPP channel {channel.kind} is not supported yet (evaluate only)")
     snr, targets = args.snr
-    tuned = recipe(recipe_name(args))
-    chosen = {key: getattr(args, key) if getattr(args, key) is not None else tuned.get(key, TrainConfig.default(key))
-              for key in RECIPE_FIELDS}
+    defaults = resumed_fields(args) or {key: recipe(recipe_name(args)).get(key, TrainConfig.default(key))
+                                        for key in RECIPE_FIELDS}
+    chosen = {key: getattr(args, key) if getattr(args, key) is not None else defaults[key] for key in RECIPE_FIELDS}
     return TrainConfig(
         detector=name, options=options, qam=args.qam, nr=args.nr, nt=args.nt, nt_step=args.nt_step,
         channel={"kind": channel.kind, "rho": plain_value(channel.rho), "csi_error": channel.csi_error},
@@ -117,6 +118,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         init=str(zoo.resolve(args.init)) if args.init else None,
         seed=args.seed, precision=PRECISION_CHOICES[args.precision][0],
         compute_precision=PRECISION_CHOICES[args.precision][1], device=args.device)
+
+
+def resumed_fields(args: argparse.Namespace) -> dict | None:
+    """With ``--resume`` and an existing ``--out``: the recipe fields of the run it holds, the defaults of
+    a resumed run (a recipe may have changed since it started, or the run may predate recipes)."""
+    if not (args.resume and os.path.isfile(args.out)):
+        return None
+    training = read_checkpoint(args.out)["training"]
+    return {key: training.get(key, FIELDS_ADDED_LATER.get(key, TrainConfig.default(key))) for key in RECIPE_FIELDS}
 
 
 def recipe_name(args: argparse.Namespace) -> str:
@@ -159,7 +169,7 @@ def start_trainer(args: argparse.Namespace) -> Trainer:
     ranges = ", ".join(f"{nt}: {low:g}..{high:g}" for nt, (low, high) in trainer.snr_ranges.items())
     print(f"SNR ranges (dB) by Nt: {ranges}", file=sys.stderr)
     c = trainer.config
-    print(f"recipe {recipe_name(args)}: batch {c.batch_size}, lr {c.lr:g} ({c.schedule}, warm-up {c.warmup}), "
+    print(f"recipe {'of the resumed run' if resumed_fields(args) else recipe_name(args)}: batch {c.batch_size}, lr {c.lr:g} ({c.schedule}, warm-up {c.warmup}), "
           f"loss {c.loss} (+{c.ce_weight:g} CE, {c.loss_weights}), clip {c.clip_grad_norm}", file=sys.stderr)
     return trainer
 
