@@ -14,7 +14,7 @@ from gnnmimo.constellation import QAM
 from gnnmimo.graph import USER
 from gnnmimo.sampling import MIMOSampler
 from gnnmimo.testing import (assert_batch_independent, assert_generalises_over_user_counts,
-                             assert_permutation_equivariant, mimo_batches)
+                             assert_permutation_equivariant, mimo_batches, permute_users)
 from zoo.remimo import REMIMO
 from helpers import sample_batch
 
@@ -127,6 +127,31 @@ def test_remimo_graph_and_dense_paths_agree():
     for a, b in zip(states_dense, states_sparse):
         torch.testing.assert_close(a["logits"], b["logits"], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(a["attention"], b["attention"], rtol=1e-4, atol=1e-6)
+
+
+def test_attention_maps_are_per_instance_stochastic_matrices_that_follow_the_users():
+    """``attention_maps``: ``[T, B, H, Nt_max, Nt_max]``, rows summing to 1 over each instance's users
+    with zeros on padding, the per-user weights of ``states``; relabelling the users permutes rows
+    and columns alike (``α'_{ij} = α_{π(i) π(j)}``)."""
+    graph = mixed_batch(nt=(1, 6))
+    detector = small_remimo().eval()
+    maps = detector.attention_maps(graph)
+    nt_max = int(graph.num_users.max())
+    assert maps.shape == (3, graph.num_graphs, 2, nt_max, nt_max)
+    real = torch.arange(nt_max)[None, :] < graph.num_users[:, None]                    # [B, Nt_max]
+    rows = maps.sum(-1)
+    torch.testing.assert_close(rows, real[None, :, None, :].expand_as(rows).to(rows.dtype))
+    assert torch.all(maps >= 0)
+    padded = ~(real[:, :, None] & real[:, None, :])                                   # [B, Nt_max, Nt_max]
+    assert torch.count_nonzero(maps.permute(1, 3, 4, 0, 2)[padded]) == 0
+    with torch.no_grad():
+        second = list(detector.states(graph))[1]["attention"]
+    torch.testing.assert_close(maps[1][graph.user_batch, :, graph.user_index], second)
+    permuted, perm, _ = permute_users(graph, seed=3)
+    moved = detector.attention_maps(permuted)
+    index = perm[None, :, None, :, None].expand_as(maps)
+    expected = maps.gather(3, index).gather(4, perm[None, :, None, None, :].expand_as(maps))
+    torch.testing.assert_close(moved, expected, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("gradient", [False, True])

@@ -146,7 +146,8 @@ class REMIMO(Detector):
         """The state after each EP block: ``logits``, ``hidden``, ``attention``, features.
 
         ``[s["attention"] for s in detector.states(graph)]`` gives the attention
-        weights ``[N_u, heads, Nt_max]`` of every block (RE-MIMO's Fig. 12).
+        weights ``[N_u, heads, Nt_max]`` of every block; :meth:`attention_maps` arranges them
+        per instance.
         """
         self.check_input(graph)
         dtype = next(self.parameters()).dtype
@@ -157,6 +158,22 @@ class REMIMO(Detector):
                 state = self.likelihood(graph, state)
             state = predictor(graph, encoder(graph, state))
             yield state
+
+    def attention_maps(self, graph: MIMOGraph) -> Tensor:
+        """The attention weights of every block as one matrix per instance (RE-MIMO's Fig. 12).
+
+        Returns:
+            ``[T, B, heads, Nt_max, Nt_max]``: entry ``[t, b, h, i, j]`` is ``α_ij``, the weight
+            user ``i`` of instance ``b`` puts on user ``j`` in head ``h`` of block ``t + 1``
+            (eq. 20); each real row sums to 1 over the instance's users, padded rows and columns
+            are 0. Computed without gradients.
+        """
+        with torch.no_grad():
+            weights = torch.stack([state["attention"] for state in self.states(graph)])   # [T, N_u, H, Nt_max]
+        blocks, _, heads, nt_max = weights.shape
+        maps = weights.new_zeros(blocks, graph.num_graphs, nt_max, heads, nt_max)
+        maps[:, graph.user_batch, graph.user_index] = weights
+        return maps.transpose(2, 3)
 
     def iterate(self, graph: MIMOGraph) -> Tensor:
         return torch.stack([state["logits"] for state in self.states(graph)])
