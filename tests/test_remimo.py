@@ -11,6 +11,7 @@ from gnnmimo.blocks.embedding import transmitter_encoding
 from gnnmimo.blocks.likelihood import LikelihoodFeatures
 from gnnmimo.blocks.transformer import TransformerEncoderLayer
 from gnnmimo.constellation import QAM
+from gnnmimo.equalization import lmmse_equalize
 from gnnmimo.graph import USER
 from gnnmimo.sampling import MIMOSampler
 from gnnmimo.testing import (assert_batch_independent, assert_generalises_over_user_counts,
@@ -182,6 +183,29 @@ def test_remimo_is_permutation_equivariant_and_batch_independent():
     detector = small_remimo().eval()
     assert_permutation_equivariant(detector, graph, atol=1e-5)
     assert_batch_independent(detector, graph, atol=1e-5)
+
+
+def test_lmmse_start_feeds_the_lmmse_scores_to_the_first_block_and_keeps_the_symmetries():
+    """``start="lmmse"``: the first encoder reads LMMSE's Gaussian scores as ``logits`` (and the
+    residual at their posterior mean), not zeros; the detector stays equivariant and batch independent."""
+    graph = mixed_batch(nt=(1, 6))
+    detector = small_remimo(start="lmmse").eval()
+    seen = {}
+    detector.encoders[0].register_forward_pre_hook(lambda module, inputs: seen.update(inputs[1]))
+    with torch.no_grad():
+        detector(graph)
+    torch.testing.assert_close(seen["logits"], QAM(16).gaussian_logits(*lmmse_equalize(graph)).float())
+    z = seen["logits"].softmax(-1).to(torch.complex64) @ QAM(16).points_as(graph.dense().y)
+    view = graph.dense()
+    residual = view.y - (view.H @ graph.users_to_dense(z)[..., None])[..., 0]
+    expected = torch.cat([residual.real, residual.imag], -1) * (2.0 * graph.num_users.float()).rsqrt()[:, None]
+    torch.testing.assert_close(seen["residual"], expected[graph.user_batch], rtol=1e-4, atol=1e-5)
+    assert_permutation_equivariant(detector, graph)
+    assert_batch_independent(detector, graph)
+    zero = small_remimo()
+    assert zero.hparams["start"] == "zero"
+    with pytest.raises(ValueError, match="start must be one of"):
+        small_remimo(start="zf")
 
 
 def test_remimo_generalises_over_user_counts():
