@@ -19,10 +19,7 @@ GRIDS = {16: [9, 10, 11, 12, 13, 14], 32: [11, 12, 13, 14, 15, 16]}
 
 
 def main() -> None:
-    args = paper.arguments(__doc__, "fig7")
-    results = paper.compare(args, 16, GRIDS, "remimo-nr64-nt16-32-qam16")
-    paper.write(results, args, "RE-MIMO Fig. 7: i.i.d. Rayleigh, 16-QAM, Nr 64",
-                ["paired comparisons against OAMPNet trained for the same Nt, on the same instances"])
+    paper.iid_figure(__doc__, "fig7", 16, GRIDS, "remimo-nr64-nt16-32-qam16")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,7 @@ GRIDS = {16: [15, 16, 17, 18, 19, 20], 32: [17, 18, 19, 20, 21, 22]}
 
 
 def main() -> None:
-    args = paper.arguments(__doc__, "fig8")
-    results = paper.compare(args, 64, GRIDS, "remimo-nr64-nt16-32-qam64")
-    paper.write(results, args, "RE-MIMO Fig. 8: i.i.d. Rayleigh, 64-QAM, Nr 64",
-                ["paired comparisons against OAMPNet trained for the same Nt, on the same instances"])
+    paper.iid_figure(__doc__, "fig8", 64, GRIDS, "remimo-nr64-nt16-32-qam64")
 
 
 if __name__ == "__main__":

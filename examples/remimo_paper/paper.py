@@ -158,3 +158,10 @@ def compare(args: argparse.Namespace, qam: int, grids: dict[int, list[float]], r
         if with_sdr:
             results += sdr(qam, nt, snrs, args, channel=channel)
     return results
+
+
+def iid_figure(doc: str, out: str, qam: int, grids: dict[int, list[float]], remimo: str) -> None:
+    """Figs. 7 and 8: :func:`compare` on i.i.d. Rayleigh at ``qam``, written by :func:`write`."""
+    args = arguments(doc, out)
+    write(compare(args, qam, grids, remimo), args, f"RE-MIMO {out}: i.i.d. Rayleigh, {qam}-QAM, Nr {NR}",
+          ["paired comparisons against OAMPNet trained for the same Nt, on the same instances"])
