@@ -12,8 +12,10 @@ same channel, paired on the same instances.
 **What the paper reports**: a heat map in which each user attends "only to the users belonging to
 the non-orthogonal (parent) set" (no number in the text).
 
-**What we get**: zoo/pretrained/remimo-nr32-nt12-qam16-sets.md (the number, the heat map and the
-SER table; examples/remimo_paper/results/fig12/).
+**What we get** (zoo/pretrained/remimo-nr32-nt12-qam16-sets, 33 min of training on one CPU
+thread; examples/remimo_paper/results/fig12/): own-set attention mass **0.945 ± 0.045** (mean ± std
+over 2000 instances, chance 0.333) and a block-diagonal heat map as in the paper; the detector
+itself is under-trained (LMMSE level at 14.5 dB, 1.4 dB behind LMMSE at SER 1e-2).
 
     python examples/remimo_paper/fig12_attention.py [--quick] [--out DIR] [--checkpoint PATH] [--instances N]
 """
