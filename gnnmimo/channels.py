@@ -12,7 +12,7 @@ outside an instance's ``Nr_b × Nt_b`` block are zero.
   and the leading ``n×n`` block of ``L`` is the Cholesky factor of the leading
   block of ``R``, so padding to ``Nt_max`` leaves every instance exact.
 * ``orthogonal-sets`` (RE-MIMO §V-C.2, its attention experiment): the users
-  form consecutive sets of ``set_size``; every channel column starts
+  form consecutive sets of :data:`SET_SIZE` (4, the paper's); every channel column starts
   orthonormal (``Q``, the Haar-distributed ``Nr × Nt`` frame from the QR of a
   Gaussian matrix) and each set is mixed by the Cholesky factor of the
   exponential correlation, ``H = Q Lᵀ`` with ``L = blockdiag(chol(R_ρ))``: ``Hᴴ H = blockdiag(R_ρ)`` exactly, so users of
@@ -28,6 +28,10 @@ import torch
 from torch import Tensor
 
 CHANNEL_KINDS = ("iid", "kronecker", "kronecker-rx", "orthogonal-sets")
+#: the kinds that draw any ``Nt`` for any ``Nr`` (``orthogonal-sets`` needs ``Nt <= Nr``)
+UNRESTRICTED_KINDS = ("iid", "kronecker", "kronecker-rx")
+#: users per set of ``orthogonal-sets``
+SET_SIZE = 4
 
 
 def noise_variance(snr_db: Tensor, num_antennas: Tensor, num_users: Tensor) -> Tensor:
@@ -67,13 +71,11 @@ class ChannelModel:
             range ``(low, high)`` drawn per instance from the triangular law
             with its mode at ``high``. Ignored for ``"iid"``.
         csi_error: ``ε²``, the relative power of the channel estimation error.
-        set_size: users per set of ``"orthogonal-sets"`` (the paper's 4). Ignored otherwise.
     """
 
     kind: str = "iid"
     rho: float | tuple[float, float] = 0.0
     csi_error: float = 0.0
-    set_size: int = 4
 
     def __post_init__(self):
         if self.kind not in CHANNEL_KINDS:
@@ -85,8 +87,6 @@ class ChannelModel:
             raise ValueError(f"channel {self.kind!r} needs a correlation rho > 0")
         if not 0.0 <= self.csi_error < float("inf"):  # NaN fails too
             raise ValueError(f"csi_error (ε²) must be a finite number >= 0, got {self.csi_error}")
-        if not (isinstance(self.set_size, int) and self.set_size >= 1):
-            raise ValueError(f"set_size must be an integer >= 1, got {self.set_size!r}")
 
     @property
     def rho_range(self) -> tuple[float, float]:
@@ -98,8 +98,6 @@ class ChannelModel:
         if self.kind != "iid":
             low, high = self.rho_range
             label += f"(rho={low:g})" if low == high else f"(rho={low:g}:{high:g})"
-        if self.kind == "orthogonal-sets":
-            label += f"[{self.set_size}]"
         if self.csi_error:
             label += f"+csi({self.csi_error:g})"
         return label
@@ -128,7 +126,7 @@ class ChannelModel:
         if self.kind == "orthogonal-sets":
             low, high = self.rho_range
             rho = sample_upper_triangular(low, high, (batch,), generator, device)
-            h = orthogonal_sets(h, num_antennas, num_users, rho, self.set_size)
+            h = orthogonal_sets(h, num_antennas, num_users, rho)
         elif self.kind != "iid":
             low, high = self.rho_range
             rho = sample_upper_triangular(low, high, (batch,), generator, device)
@@ -144,7 +142,7 @@ class ChannelModel:
 
 
 def orthogonal_sets(gaussian: Tensor, num_antennas: Tensor, num_users: Tensor, rho: Tensor,
-                    set_size: int) -> Tensor:
+                    set_size: int = SET_SIZE) -> Tensor:
     r"""``√Nr_b · Q Lᵀ`` of the ``orthogonal-sets`` channel (module doc), before the common ``1/√Nr_b``.
 
     ``gaussian`` ``[B, Nr_max, Nt_max]`` is masked to each instance's block first, so the

@@ -65,15 +65,14 @@ def test_padding_keeps_every_instance_exact():
 
 
 def test_orthogonal_sets_gram_is_block_diagonal():
-    r"""``Hᴴ H = blockdiag(R_ρ)`` exactly in every instance, padded or not: users of one set
+    r"""``Hᴴ H = blockdiag(R_ρ)`` (sets of 4) exactly in every instance, padded or not: users of one set
     interfere, users of different sets are orthogonal; the frame is rotation invariant (``E H = 0``,
     ``E|H_ai|² = 1/Nr`` on each entry)."""
     num_antennas, num_users = mixed_counts(3000, nr=(6, 16), nt=(1, 12), seed=10)
     num_antennas[0], num_users[0] = 16, 12
-    H, _ = ChannelModel("orthogonal-sets", rho=0.7, set_size=3).sample(num_antennas, num_users, generator(11),
-                                                                        torch.complex128)
+    H, _ = ChannelModel("orthogonal-sets", rho=0.7).sample(num_antennas, num_users, generator(11), torch.complex128)
     users = torch.arange(12)
-    expected = 0.7 ** (users[:, None] - users[None, :]).abs().double() * (users[:, None] // 3 == users[None, :] // 3)
+    expected = 0.7 ** (users[:, None] - users[None, :]).abs().double() * (users[:, None] // 4 == users[None, :] // 4)
     active = users[None, :] < num_users[:, None]
     mask = active[:, :, None] & active[:, None, :]
     gram = (H.mH @ H).real
@@ -87,9 +86,7 @@ def test_orthogonal_sets_gram_is_block_diagonal():
 def test_orthogonal_sets_needs_no_more_users_than_antennas():
     with pytest.raises(ValueError, match="needs Nt <= Nr"):
         ChannelModel("orthogonal-sets", rho=0.5).sample(torch.tensor([4, 8]), torch.tensor([5, 8]))
-    with pytest.raises(ValueError, match="set_size"):
-        ChannelModel("orthogonal-sets", rho=0.5, set_size=0)
-    assert ChannelModel("orthogonal-sets", rho=(0.7, 0.9)).describe() == "orthogonal-sets(rho=0.7:0.9)[4]"
+    assert ChannelModel("orthogonal-sets", rho=(0.7, 0.9)).describe() == "orthogonal-sets(rho=0.7:0.9)"
 
 
 def test_triangular_law():

@@ -215,7 +215,7 @@ def test_remimo_generalises_over_user_counts():
 def test_paper_configuration_by_name():
     detector = zoo.create("remimo", 16, config="paper")
     assert detector.hparams == {"nr": 64, "d_model": 512, "heads": 8, "blocks": 12, "te_dim": None,
-                                "attention": "dense", "gradient": False}
+                                "attention": "dense", "gradient": False, "start": "zero"}
     assert len(detector.encoders) == 12 and detector.encoders[0].attention.heads == 8
     assert REMIMO.paper(16, blocks=16).hparams["blocks"] == 16
     graph = MIMOSampler(64, 32, 16, snr_db=15.0).sample(2, torch.Generator().manual_seed(0))
