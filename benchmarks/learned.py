@@ -17,7 +17,7 @@ import torch
 import zoo
 from gnnmimo.sampling import MIMOSampler
 from gnnmimo.losses import training_loss
-from timing import best_time
+from gnnmimo.timing import best_time
 
 LEARNED = ("gnn", "epgnn", "ampgnn", "oampnet", "oampnet2", "mmnet", "detnet", "ep-transformer", "oamp-gnn",
            "remimo")

@@ -32,7 +32,7 @@ from gnnmimo.blocks.gnn import MESSAGES, PairwiseMRFGNN
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.losses import detection_loss
 from gnnmimo.sampling import MIMOSampler
-from timing import best_times
+from gnnmimo.timing import best_times
 
 #: the shipped checkpoints' options (zoo/pretrained/*.md)
 SHIPPED = {"epgnn": dict(refine=True, report=True), "ampgnn": dict(refine=True, report=True, divergence=True)}

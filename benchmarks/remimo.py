@@ -25,7 +25,7 @@ import torch
 import zoo
 from gnnmimo.sampling import MIMOSampler
 from gnnmimo.losses import detection_loss
-from timing import best_time
+from gnnmimo.timing import best_time
 
 
 def batch(nr: int, nt: int, qam: int, size: int, seed: int = 0):

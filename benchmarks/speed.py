@@ -38,7 +38,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -47,9 +46,11 @@ from gnnmimo.allocator import keep_freed_memory
 from gnnmimo.losses import detection_loss
 from gnnmimo.precision import autocast, cpu_has_fast_bf16
 from gnnmimo.sampling import MIMOSampler
-from timing import best_time
+from gnnmimo.timing import best_time, linear_fit, seconds_per_instance
 
 SECTIONS = ("peak", "remimo", "sweep", "small", "compile", "classical")
+#: the user counts of the sweep (the paper's Fig. 13 range at Nr 64)
+SWEEP_NTS = (8, 12, 16, 20, 24, 28, 32)
 
 
 @dataclass
@@ -158,22 +159,17 @@ class Harness:
         size = self.args.sweep_batch
         print(f"RE-MIMO paper configuration, per-instance inference time vs Nt (batch {size})")
         ours = self.paper_model().eval()
+        graphs = {nt: self.batch(nt, size, seed=nt) for nt in SWEEP_NTS}
         for precision in self.args.precisions:
             ours.set_precision(precision)
-            nts, per_instance = [8, 12, 16, 20, 24, 28, 32], []
-            for nt in nts:
-                graph = self.batch(nt, size, seed=nt)
-                with torch.inference_mode():
-                    seconds = self.time(lambda: ours(graph), self.args.paper_repeat)
-                per_instance.append(seconds / size)
-                self.add(Row("sweep", f"inference Nt={nt}", "gnnmimo", precision, size, seconds, size / seconds))
-            slope, intercept = np.polyfit(nts, np.array(per_instance) * 1e3, 1)
-            fitted = slope * np.array(nts) + intercept
-            r2 = 1 - ((np.array(per_instance) * 1e3 - fitted) ** 2).sum() / (
-                (np.array(per_instance) * 1e3 - np.mean(np.array(per_instance) * 1e3)) ** 2).sum()
-            print(f"    linear fit ({precision}): {slope:.3f} ms per user + {intercept:.3f} ms, R² = {r2:.4f}")
-            self.rows.append(Row("sweep", f"linear fit: {slope:.4f} ms/user + {intercept:.4f} ms (R² {r2:.4f})",
-                                 "gnnmimo", precision, size, float("nan"), float("nan")))
+            per_instance = seconds_per_instance(ours, graphs, self.args.paper_repeat)
+            for nt, seconds in per_instance.items():
+                self.add(Row("sweep", f"inference Nt={nt}", "gnnmimo", precision, size, seconds * size, 1 / seconds))
+            fit = linear_fit(SWEEP_NTS, [per_instance[nt] * 1e3 for nt in SWEEP_NTS])
+            print(f"    linear fit ({precision}): {fit.slope:.3f} ms per user + {fit.intercept:.3f} ms, "
+                  f"R² = {fit.r2:.4f}")
+            self.rows.append(Row("sweep", f"linear fit: {fit.slope:.4f} ms/user + {fit.intercept:.4f} ms "
+                                 f"(R² {fit.r2:.4f})", "gnnmimo", precision, size, float("nan"), float("nan")))
         ours.set_precision("fp32")
 
     def section_small(self) -> None:

@@ -21,7 +21,7 @@ import zoo
 from gnnmimo.graph import ANTENNA, CHANNEL, INTERFERENCE, USER
 from gnnmimo.ops import gram_on_edges
 from gnnmimo.sampling import MIMOSampler
-from timing import best_time
+from gnnmimo.timing import best_time
 
 
 def per_instance_graphs(graph) -> list[HeteroData]:

@@ -20,7 +20,7 @@ faster):
   8×4 16-QAM on a few instances.
 
 Each figure is the best of ``--repeat`` timed calls after one warm-up, ours and
-Sionna's calls alternating (:func:`timing.best_times`) and timed by this
+Sionna's calls alternating (:func:`gnnmimo.timing.best_times`) and timed by this
 process's CPU clock, so that other load on a shared machine hits both alike; the
 calls (not the inputs) run under ``torch.inference_mode``. Run:
 ``python benchmarks/vs_sionna.py [--batch 4096] [--snr 14] [--repeat 3] [--threads 1]``.
@@ -37,11 +37,11 @@ import zoo
 from gnnmimo.allocator import keep_freed_memory
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.sampling import MIMOSampler
-from timing import best_time as _best_time, best_times
+from gnnmimo.timing import best_time as _best_time, best_times
 
 
 def best_time(fn, repeat: int) -> float:
-    """:func:`timing.best_time` of ``fn`` run under ``torch.inference_mode``."""
+    """:func:`gnnmimo.timing.best_time` of ``fn`` run under ``torch.inference_mode``."""
     def run():
         with torch.inference_mode():
             fn()

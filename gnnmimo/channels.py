@@ -11,6 +11,13 @@ outside an instance's ``Nr_b × Nt_b`` block are zero.
   of the symmetric square root: ``vec(L H_w Lᵀ)`` has the same Gaussian law,
   and the leading ``n×n`` block of ``L`` is the Cholesky factor of the leading
   block of ``R``, so padding to ``Nt_max`` leaves every instance exact.
+* ``orthogonal-sets`` (RE-MIMO §V-C.2, its attention experiment): the users
+  form consecutive sets of :data:`SET_SIZE` (4, the paper's); every channel column starts
+  orthonormal (``Q``, the Haar-distributed ``Nr × Nt`` frame from the QR of a
+  Gaussian matrix) and each set is mixed by the Cholesky factor of the
+  exponential correlation, ``H = Q Lᵀ`` with ``L = blockdiag(chol(R_ρ))``: ``Hᴴ H = blockdiag(R_ρ)`` exactly, so users of
+  one set interfere (``h_iᴴ h_j = ρ^{|i−j|}``) and users of different sets are
+  orthogonal. Needs ``Nt_b ≤ Nr_b``. Unit column energy, as ``iid`` on average.
 * imperfect CSI: the detector sees ``Ĥ = H + E``, ``E`` i.i.d. ``CN(0, ε²/Nr)``.
 """
 from __future__ import annotations
@@ -20,7 +27,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-CHANNEL_KINDS = ("iid", "kronecker", "kronecker-rx")
+CHANNEL_KINDS = ("iid", "kronecker", "kronecker-rx", "orthogonal-sets")
+#: the kinds that draw any ``Nt`` for any ``Nr`` (``orthogonal-sets`` needs ``Nt <= Nr``)
+UNRESTRICTED_KINDS = ("iid", "kronecker", "kronecker-rx")
+#: users per set of ``orthogonal-sets``
+SET_SIZE = 4
 
 
 def noise_variance(snr_db: Tensor, num_antennas: Tensor, num_users: Tensor) -> Tensor:
@@ -55,7 +66,7 @@ class ChannelModel:
     """A random channel law.
 
     Args:
-        kind: ``"iid"``, ``"kronecker"`` (both sides) or ``"kronecker-rx"``.
+        kind: ``"iid"``, ``"kronecker"`` (both sides), ``"kronecker-rx"`` or ``"orthogonal-sets"``.
         rho: the exponential correlation coefficient, fixed (a float) or a
             range ``(low, high)`` drawn per instance from the triangular law
             with its mode at ``high``. Ignored for ``"iid"``.
@@ -112,7 +123,11 @@ class ChannelModel:
         batch, nr_max, nt_max = len(num_users), int(num_antennas.max()), int(num_users.max())
         shape = (batch, nr_max, nt_max)
         h = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-        if self.kind != "iid":
+        if self.kind == "orthogonal-sets":
+            low, high = self.rho_range
+            rho = sample_upper_triangular(low, high, (batch,), generator, device)
+            h = orthogonal_sets(h, num_antennas, num_users, rho)
+        elif self.kind != "iid":
             low, high = self.rho_range
             rho = sample_upper_triangular(low, high, (batch,), generator, device)
             rx = torch.linalg.cholesky(exponential_correlation(rho, nr_max)).to(dtype)
@@ -124,6 +139,28 @@ class ChannelModel:
         mask = block_mask(num_antennas, num_users, nr_max, nt_max)
         h = h * scale * mask
         return h, with_estimation_error(h, scale, mask, self.csi_error, generator)
+
+
+def orthogonal_sets(gaussian: Tensor, num_antennas: Tensor, num_users: Tensor, rho: Tensor,
+                    set_size: int = SET_SIZE) -> Tensor:
+    r"""``√Nr_b · Q Lᵀ`` of the ``orthogonal-sets`` channel (module doc), before the common ``1/√Nr_b``.
+
+    ``gaussian`` ``[B, Nr_max, Nt_max]`` is masked to each instance's block first, so the
+    Householder QR keeps every instance's orthonormal columns inside its own ``Nr_b`` rows;
+    multiplying ``Q``'s columns by the phases of ``diag R`` makes the frame Haar distributed.
+    ``L`` is the Cholesky factor of ``R[i, j] = ρ^{|i−j|}`` within a set and 0 across sets
+    (block diagonal, so its leading ``Nt_b`` block serves the padded instances exactly).
+    """
+    if torch.any(num_users > num_antennas):
+        raise ValueError("the orthogonal-sets channel needs Nt <= Nr (orthogonal columns), got "
+                         f"Nt > Nr in {int((num_users > num_antennas).sum())} instances")
+    nr_max, nt_max = gaussian.shape[1:]
+    q, r = torch.linalg.qr(gaussian * block_mask(num_antennas, num_users, nr_max, nt_max))
+    phase = torch.sgn(torch.diagonal(r, dim1=-2, dim2=-1))
+    users = torch.arange(nt_max, device=gaussian.device)
+    same_set = users[:, None] // set_size == users[None, :] // set_size
+    mixing = torch.linalg.cholesky(exponential_correlation(rho, nt_max) * same_set).to(gaussian.dtype)
+    return (q * phase[:, None, :]) @ mixing.transpose(-1, -2) * num_antennas.to(q.real.dtype).sqrt()[:, None, None]
 
 
 def with_estimation_error(h: Tensor, scale: Tensor, mask: Tensor, csi_error: float,

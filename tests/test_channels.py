@@ -14,9 +14,10 @@ def generator(seed: int = 0) -> torch.Generator:
 
 
 def mixed_counts(batch: int, nr=(2, 16), nt=(1, 8), seed: int = 0):
+    """Random ``Nr_b``, ``Nt_b`` with ``Nt_b <= Nr_b`` (which ``orthogonal-sets`` needs)."""
     g = generator(seed)
-    return (torch.randint(nr[0], nr[1] + 1, (batch,), generator=g),
-            torch.randint(nt[0], nt[1] + 1, (batch,), generator=g))
+    num_antennas = torch.randint(nr[0], nr[1] + 1, (batch,), generator=g)
+    return num_antennas, torch.minimum(torch.randint(nt[0], nt[1] + 1, (batch,), generator=g), num_antennas)
 
 
 @pytest.mark.parametrize("kind", CHANNEL_KINDS)
@@ -61,6 +62,31 @@ def test_padding_keeps_every_instance_exact():
     R = lambda n: exponential_correlation(torch.tensor([rho], dtype=torch.float64), n)[0].numpy()
     np.testing.assert_allclose((H @ H.mH).mean(0).numpy() * 3 / 2, R(3), atol=0.03)
     np.testing.assert_allclose((H.mH @ H).mean(0).numpy(), R(2), atol=0.03)
+
+
+def test_orthogonal_sets_gram_is_block_diagonal():
+    r"""``Hᴴ H = blockdiag(R_ρ)`` (sets of 4) exactly in every instance, padded or not: users of one set
+    interfere, users of different sets are orthogonal; the frame is rotation invariant (``E H = 0``,
+    ``E|H_ai|² = 1/Nr`` on each entry)."""
+    num_antennas, num_users = mixed_counts(3000, nr=(6, 16), nt=(1, 12), seed=10)
+    num_antennas[0], num_users[0] = 16, 12
+    H, _ = ChannelModel("orthogonal-sets", rho=0.7).sample(num_antennas, num_users, generator(11), torch.complex128)
+    users = torch.arange(12)
+    expected = 0.7 ** (users[:, None] - users[None, :]).abs().double() * (users[:, None] // 4 == users[None, :] // 4)
+    active = users[None, :] < num_users[:, None]
+    mask = active[:, :, None] & active[:, None, :]
+    gram = (H.mH @ H).real
+    torch.testing.assert_close(gram, expected.to(gram.dtype).expand_as(gram) * mask, atol=1e-10, rtol=0)
+    full = num_antennas == 16
+    assert H[full].mean(0).abs().max().item() < 0.05
+    torch.testing.assert_close((H[full].abs().square() * 16)[:, :, :1].mean(0),
+                               torch.ones(16, 1, dtype=torch.float64), atol=0.15, rtol=0)
+
+
+def test_orthogonal_sets_needs_no_more_users_than_antennas():
+    with pytest.raises(ValueError, match="needs Nt <= Nr"):
+        ChannelModel("orthogonal-sets", rho=0.5).sample(torch.tensor([4, 8]), torch.tensor([5, 8]))
+    assert ChannelModel("orthogonal-sets", rho=(0.7, 0.9)).describe() == "orthogonal-sets(rho=0.7:0.9)"
 
 
 def test_triangular_law():

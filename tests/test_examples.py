@@ -1,4 +1,5 @@
-"""Every example runs in its quick form (``examples/*.py --quick``), as a user would run it: a fresh
+"""Every example runs in its quick form (``examples/*.py --quick``, and the RE-MIMO reproduction's
+``examples/remimo_paper/fig*.py --quick``), as a user would run it: a fresh
 process with one thread, in an empty folder (so it writes nothing into the repository), the library
 imported from this checkout. pytest-style examples (``examples/test_*.py``) are collected by pytest
 itself, not run here."""
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted(path for path in ROOT.joinpath("examples").glob("*.py") if not path.name.startswith("test_"))
+EXAMPLES = (sorted(path for path in ROOT.joinpath("examples").glob("*.py") if not path.name.startswith("test_"))
+            + sorted(ROOT.joinpath("examples", "remimo_paper").glob("fig*.py")))
 
 
 def needs_sionna(path: Path) -> bool:
@@ -19,7 +21,8 @@ def needs_sionna(path: Path) -> bool:
 
 
 def test_there_are_examples():
-    assert {"compose_a_detector.py", "evaluate_own_data.py"} <= {path.name for path in EXAMPLES}
+    assert {"compose_a_detector.py", "evaluate_own_data.py", "fig7_iid.py", "fig12_attention.py",
+            "fig13_timing.py"} <= {path.name for path in EXAMPLES}
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)

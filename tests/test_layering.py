@@ -21,8 +21,8 @@ LAYERS = [
     ("blocks and detectors", ["gnnmimo.blocks", "gnnmimo.detector", "gnnmimo.registry", "gnnmimo.losses",
                               "gnnmimo.checkpoint"]),
     ("zoo", ["zoo"]),
-    ("training and evaluation", ["gnnmimo.train", "gnnmimo.batch_sources", "gnnmimo.evaluation", "gnnmimo.report", "gnnmimo.testing",
-                                 "gnnmimo.leaderboard"]),
+    ("training and evaluation", ["gnnmimo.train", "gnnmimo.batch_sources", "gnnmimo.evaluation", "gnnmimo.report",
+                                 "gnnmimo.testing", "gnnmimo.timing", "gnnmimo.leaderboard"]),
     ("command line", ["gnnmimo.cli", "gnnmimo.__main__"]),
 ]
 #: the package root re-exports core and detector names only

@@ -11,10 +11,11 @@ from gnnmimo.blocks.embedding import transmitter_encoding
 from gnnmimo.blocks.likelihood import LikelihoodFeatures
 from gnnmimo.blocks.transformer import TransformerEncoderLayer
 from gnnmimo.constellation import QAM
+from gnnmimo.equalization import lmmse_equalize
 from gnnmimo.graph import USER
 from gnnmimo.sampling import MIMOSampler
 from gnnmimo.testing import (assert_batch_independent, assert_generalises_over_user_counts,
-                             assert_permutation_equivariant, mimo_batches)
+                             assert_permutation_equivariant, mimo_batches, permute_users)
 from zoo.remimo import REMIMO
 from helpers import sample_batch
 
@@ -129,6 +130,31 @@ def test_remimo_graph_and_dense_paths_agree():
         torch.testing.assert_close(a["attention"], b["attention"], rtol=1e-4, atol=1e-6)
 
 
+def test_attention_maps_are_per_instance_stochastic_matrices_that_follow_the_users():
+    """``attention_maps``: ``[T, B, H, Nt_max, Nt_max]``, rows summing to 1 over each instance's users
+    with zeros on padding, the per-user weights of ``states``; relabelling the users permutes rows
+    and columns alike (``α'_{ij} = α_{π(i) π(j)}``)."""
+    graph = mixed_batch(nt=(1, 6))
+    detector = small_remimo().eval()
+    maps = detector.attention_maps(graph)
+    nt_max = int(graph.num_users.max())
+    assert maps.shape == (3, graph.num_graphs, 2, nt_max, nt_max)
+    real = torch.arange(nt_max)[None, :] < graph.num_users[:, None]                    # [B, Nt_max]
+    rows = maps.sum(-1)
+    torch.testing.assert_close(rows, real[None, :, None, :].expand_as(rows).to(rows.dtype))
+    assert torch.all(maps >= 0)
+    padded = ~(real[:, :, None] & real[:, None, :])                                   # [B, Nt_max, Nt_max]
+    assert torch.count_nonzero(maps.permute(1, 3, 4, 0, 2)[padded]) == 0
+    with torch.no_grad():
+        second = list(detector.states(graph))[1]["attention"]
+    torch.testing.assert_close(maps[1][graph.user_batch, :, graph.user_index], second)
+    permuted, perm, _ = permute_users(graph, seed=3)
+    moved = detector.attention_maps(permuted)
+    index = perm[None, :, None, :, None].expand_as(maps)
+    expected = maps.gather(3, index).gather(4, perm[None, :, None, None, :].expand_as(maps))
+    torch.testing.assert_close(moved, expected, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("gradient", [False, True])
 @given(graph=mimo_batches(nr=NR, nt=(1, 7), qam=4, batch_size=(1, 9), channels=None))
 def test_remimo_paths_agree_and_are_equivariant_on_random_batches(gradient, graph):
@@ -159,6 +185,29 @@ def test_remimo_is_permutation_equivariant_and_batch_independent():
     assert_batch_independent(detector, graph, atol=1e-5)
 
 
+def test_lmmse_start_feeds_the_lmmse_scores_to_the_first_block_and_keeps_the_symmetries():
+    """``start="lmmse"``: the first encoder reads LMMSE's Gaussian scores as ``logits`` (and the
+    residual at their posterior mean), not zeros; the detector stays equivariant and batch independent."""
+    graph = mixed_batch(nt=(1, 6))
+    detector = small_remimo(start="lmmse").eval()
+    seen = {}
+    detector.encoders[0].register_forward_pre_hook(lambda module, inputs: seen.update(inputs[1]))
+    with torch.no_grad():
+        detector(graph)
+    torch.testing.assert_close(seen["logits"], QAM(16).gaussian_logits(*lmmse_equalize(graph)).float())
+    z = seen["logits"].softmax(-1).to(torch.complex64) @ QAM(16).points_as(graph.dense().y)
+    view = graph.dense()
+    residual = view.y - (view.H @ graph.users_to_dense(z)[..., None])[..., 0]
+    expected = torch.cat([residual.real, residual.imag], -1) * (2.0 * graph.num_users.float()).rsqrt()[:, None]
+    torch.testing.assert_close(seen["residual"], expected[graph.user_batch], rtol=1e-4, atol=1e-5)
+    assert_permutation_equivariant(detector, graph)
+    assert_batch_independent(detector, graph)
+    zero = small_remimo()
+    assert zero.hparams["start"] == "zero"
+    with pytest.raises(ValueError, match="start must be one of"):
+        small_remimo(start="zf")
+
+
 def test_remimo_generalises_over_user_counts():
     assert_generalises_over_user_counts(small_remimo(qam=4).eval(), NR, (1, 8), batch_size=4)
 
@@ -166,7 +215,7 @@ def test_remimo_generalises_over_user_counts():
 def test_paper_configuration_by_name():
     detector = zoo.create("remimo", 16, config="paper")
     assert detector.hparams == {"nr": 64, "d_model": 512, "heads": 8, "blocks": 12, "te_dim": None,
-                                "attention": "dense", "gradient": False}
+                                "attention": "dense", "gradient": False, "start": "zero"}
     assert len(detector.encoders) == 12 and detector.encoders[0].attention.heads == 8
     assert REMIMO.paper(16, blocks=16).hparams["blocks"] == 16
     graph = MIMOSampler(64, 32, 16, snr_db=15.0).sample(2, torch.Generator().manual_seed(0))

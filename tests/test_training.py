@@ -190,7 +190,7 @@ def test_checkpoints_carry_the_full_configuration(tmp_path):
     saved = read_checkpoint(tmp_path / "run.pt")
     assert saved["detector"] == {"name": "remimo", "qam": 4, "options": {**TINY_MODEL, "te_dim": None,
                                                                          "attention": "dense",
-                                                                         "gradient": False}}
+                                                                         "gradient": False, "start": "zero"}}
     assert saved["system"] == {"nr": 4, "nt": [2, 3], "nt_step": 1, "qam": 4,
                                "channel": {"kind": "iid", "rho": 0.0, "csi_error": 0.0}}
     assert saved["training"]["lr"] == 3e-3 and saved["training"]["snr_ranges"] == {"2": [5.0, 15.0],

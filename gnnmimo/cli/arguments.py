@@ -139,7 +139,8 @@ def add_channel_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--channel-estimation", choices=[e for e in ESTIMATORS if e], default=None,
                        help="3GPP channels: the detectors see Sionna's LS estimate from pilots (gnnmimo/tr38901.py)")
     group.add_argument("--rho", type=parse_rho, default=None,
-                       help="exponential correlation, RHO or LOW:HIGH in [0, 1) (kronecker channels)")
+                       help="exponential correlation, RHO or LOW:HIGH in [0, 1) (kronecker channels; within a set for "
+                            "orthogonal-sets, whose sets are 4 users)")
     group.add_argument("--csi-error", type=non_negative_float, default=0.0, metavar="EPS2",
                        help="relative channel-estimation error power ε² >= 0 (detector sees H + E)")
     group.add_argument("--seed", type=int, default=0)
@@ -205,7 +206,7 @@ def channel_from_args(args: argparse.Namespace) -> ChannelModel | TR38901Channel
         raise SystemExit(f"error: --{option} only applies to the 3GPP channels "
                          f"{', '.join(SCENARIOS)}")
     if args.channel == "iid" and args.rho is not None:
-        raise SystemExit("error: --rho only applies to --channel kronecker or kronecker-rx")
+        raise SystemExit("error: --rho only applies to --channel kronecker, kronecker-rx or orthogonal-sets")
     if args.channel != "iid" and args.rho is None:
         raise SystemExit(f"error: --channel {args.channel} needs --rho")
     try:

@@ -45,7 +45,7 @@ from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from gnnmimo.channels import CHANNEL_KINDS, ChannelModel
+from gnnmimo.channels import UNRESTRICTED_KINDS, ChannelModel
 from gnnmimo.graph import MIMOGraph
 from gnnmimo.sampling import MIMOSampler
 
@@ -101,15 +101,15 @@ def _low(count: int | tuple[int, int]) -> int:
 # --------------------------------------------------------------- strategies
 # Arguments are checked when a strategy is built (a bad argument raises at once, not
 # inside a Hypothesis run); the drawing happens in the inner composites.
-def channel_models(kinds: str | Sequence[str] | SearchStrategy = CHANNEL_KINDS,
+def channel_models(kinds: str | Sequence[str] | SearchStrategy = UNRESTRICTED_KINDS,
                    rho: float | tuple[float, float] | SearchStrategy = (0.1, 0.9),
                    csi_error: float | tuple[float, float] | SearchStrategy = (0.0, 0.3),
                    mixed_rho: bool = False) -> SearchStrategy[ChannelModel]:
     """Strategy of :class:`~gnnmimo.channels.ChannelModel`.
 
     Args:
-        kinds: the channel kinds to choose from (``"iid"``, ``"kronecker"``,
-            ``"kronecker-rx"``), one kind, or a strategy.
+        kinds: the channel kinds to choose from (default ``"iid"``, ``"kronecker"``,
+            ``"kronecker-rx"``: those that allow any ``Nt`` for any ``Nr``), one kind, or a strategy.
         rho: the exponential correlation coefficient of the correlated kinds,
             in ``(0, 1)``; a range draws one value, or with ``mixed_rho`` a
             sub-range ``(low, high)`` from which every instance draws its own
