@@ -25,14 +25,22 @@ resource element and antenna, averaged over the grid; we scale by ``1/√Nr_b`` 
 **Mixed sizes.** Every drop is drawn with ``Nt_max`` users and ``Nr_max`` antennas; an instance with
 fewer keeps the first ``Nt_b`` users and ``Nr_b`` antennas (the others are dropped, zero-padded).
 
-**Channel estimation** (``estimation="ls"``). Every user sends orthogonal pilots on OFDM symbols
-``pilot_symbols`` (Sionna's ``KroneckerPilotPattern``: user ``j`` on every ``Nt``-th subcarrier of
-them), received through the drop's channel with the instances' noise (``ApplyOFDMChannel``); Sionna's
-``LSChannelEstimator`` estimates the channel at the pilots and interpolates it linearly over the grid,
-and the detectors see that estimate ``Ĥ`` at every resource element (the pilots' resource elements
-are counted as data instances too: the pilot overhead is not modelled). The estimation-error
-variance Sionna reports is not carried into the batch yet: the detectors treat ``Ĥ`` as exact, with
-the instance's σ².
+**Channel estimation** (``estimation="ls"`` or ``"lmmse"``). Every user sends orthogonal pilots on
+OFDM symbols ``pilot_symbols`` (Sionna's ``KroneckerPilotPattern``: user ``j`` on every ``Nt``-th
+subcarrier of them), received through the drop's channel with the instances' noise
+(``ApplyOFDMChannel``); the detectors see the estimate ``Ĥ`` at every resource element (the pilots'
+resource elements are counted as data instances too: the pilot overhead is not modelled).
+
+* ``"ls"``: Sionna's ``LSChannelEstimator`` estimates the channel at the pilots (``y_p p*/|p|²``)
+  and interpolates it linearly over the grid.
+* ``"lmmse"``: Sionna's ``LMMSEChannelEstimator`` filters the pilot estimates across subcarriers,
+  then across OFDM symbols (``order="f-t"``), with the channel's frequency and time covariance
+  matrices ``R_f [F, F]`` and ``R_t [T, T]`` (a separable model ``R = R_t ⊗ R_f``). As Sionna's
+  tutorials do for the system-level models, they are estimated from the model's own channels:
+  ``R_f = E[h_f h_fᴴ]`` over the subcarrier vectors and ``R_t = E[h_t h_tᴴ]`` over the OFDM-symbol
+  vectors of :data:`COVARIANCE_DROPS` drops of unit-energy responses drawn with a fixed seed
+  (computed once per configuration and array size: :func:`_covariances`). The noise the filter
+  assumes is the drop's mean σ² (the instances of a drop may have different SNRs).
 
 **Reproducibility.** Sionna draws from its own global generators (and partly from NumPy's global
 one); each call seeds them (``sionna.phy.config.seed``, NumPy's restored afterwards) from the
@@ -53,7 +61,9 @@ from gnnmimo.channels import block_mask, with_estimation_error
 
 SCENARIOS = ("umi", "uma", "rma")
 #: the channel estimators (``None``: the detector sees the channel, up to ``csi_error``)
-ESTIMATORS = (None, "ls")
+ESTIMATORS = (None, "ls", "lmmse")
+#: drops whose responses estimate the covariance matrices of LMMSE channel estimation (module doc)
+COVARIANCE_DROPS = 64
 
 
 @dataclass(frozen=True)
@@ -69,8 +79,8 @@ class TR38901Channel:
         subcarriers, ofdm_symbols: the grid of one drop (default 48 × 14: four PRBs, one slot).
         subcarrier_spacing: Hz (default 30 kHz).
         csi_error: ``ε²``, an additive estimation error (as :class:`ChannelModel`'s).
-        estimation: ``None`` (the detector sees ``H``, up to ``csi_error``) or ``"ls"`` (pilots and
-            Sionna's LS estimator, module doc).
+        estimation: ``None`` (the detector sees ``H``, up to ``csi_error``), ``"ls"`` or ``"lmmse"``
+            (pilots and Sionna's LS or LMMSE estimator, module doc).
         pilot_symbols: the OFDM symbols carrying pilots (default 2 and 11).
     """
 
@@ -125,22 +135,10 @@ class TR38901Channel:
         """Draw true and estimated channels, ``(H, H_hat)``, each ``[B, Nr_max, Nt_max]`` (as
         :meth:`ChannelModel.sample <gnnmimo.channels.ChannelModel.sample>`); ``noise_var [B]``, the
         instances' σ², is needed with ``estimation``."""
-        import sionna.phy
-        from sionna.phy.channel import cir_to_ofdm_channel, gen_single_sector_topology, subcarrier_frequencies
-
         device = num_users.device
         batch, nr_max, nt_max = len(num_users), int(num_antennas.max()), int(num_users.max())
-        drops = -(-batch // self.instances_per_drop)
-        model = _scenario(self.kind, self.carrier_frequency, nr_max, str(device))  # before seeding: it draws
         seed = int(torch.randint(2 ** 31, (), generator=generator, device=device))
-        with _numpy_seeded(seed):
-            sionna.phy.config.seed = seed
-            model.reset_topology()  # a new drop count or user count (and a fresh state every call)
-            model.set_topology(*gen_single_sector_topology(drops, nt_max, self.kind, min_ut_velocity=self.speed,
-                                                           max_ut_velocity=self.speed, device=str(device)))
-            a, tau = model(self.ofdm_symbols, self.subcarrier_spacing)
-        frequencies = subcarrier_frequencies(self.subcarriers, self.subcarrier_spacing, device=str(device))
-        grid = cir_to_ofdm_channel(frequencies, a, tau, normalize=True)   # [D, 1, Nr, Nt, 1, T, F]
+        grid = self.responses(-(-batch // self.instances_per_drop), nr_max, nt_max, seed, str(device))
         scale = num_antennas.to(grid.real.dtype).rsqrt()[:, None, None]
         mask = block_mask(num_antennas, num_users, nr_max, nt_max)
 
@@ -154,13 +152,31 @@ class TR38901Channel:
             return h, with_estimation_error(h, scale, mask, self.csi_error, generator)
         if noise_var is None:
             raise ValueError("TR38901Channel with estimation needs the instances' noise_var")
-        return h, instances(self._ls_estimate(grid, noise_var * num_antennas, nt_max, str(device)))
+        return h, instances(self._estimate(grid, noise_var * num_antennas, nt_max, str(device)))
 
-    def _ls_estimate(self, grid: Tensor, noise_var: Tensor, users: int, device: str) -> Tensor:
-        """Sionna's LS estimate of the unit-energy response ``grid [D, 1, Nr, Nt, 1, T, F]`` from pilots
-        received with noise ``noise_var [B]`` per instance (on that scale: ``σ² Nr_b``)."""
+    def responses(self, drops: int, antennas: int, users: int, seed: int, device: str) -> Tensor:
+        """Sionna's unit-energy uplink frequency responses of ``drops`` drops with ``antennas``
+        base-station antennas and ``users`` users, ``[D, 1, Nr, Nt, 1, T, F]`` (module doc), drawn from
+        Sionna's generators seeded with ``seed``."""
+        import sionna.phy
+        from sionna.phy.channel import cir_to_ofdm_channel, gen_single_sector_topology, subcarrier_frequencies
+
+        model = _scenario(self.kind, self.carrier_frequency, antennas, device)  # before seeding: it draws
+        with _numpy_seeded(seed):
+            sionna.phy.config.seed = seed
+            model.reset_topology()  # a new drop count or user count (and a fresh state every call)
+            model.set_topology(*gen_single_sector_topology(drops, users, self.kind, min_ut_velocity=self.speed,
+                                                           max_ut_velocity=self.speed, device=device))
+            a, tau = model(self.ofdm_symbols, self.subcarrier_spacing)
+        frequencies = subcarrier_frequencies(self.subcarriers, self.subcarrier_spacing, device=device)
+        return cir_to_ofdm_channel(frequencies, a, tau, normalize=True)
+
+    def _estimate(self, grid: Tensor, noise_var: Tensor, users: int, device: str) -> Tensor:
+        """Sionna's LS or LMMSE estimate (:attr:`estimation`) of the unit-energy response
+        ``grid [D, 1, Nr, Nt, 1, T, F]`` from pilots received with noise ``noise_var [B]`` per instance
+        (on that scale: ``σ² Nr_b``)."""
         from sionna.phy.channel import ApplyOFDMChannel
-        from sionna.phy.ofdm import LSChannelEstimator, ResourceGridMapper
+        from sionna.phy.ofdm import LMMSEChannelEstimator, LSChannelEstimator, ResourceGridMapper
 
         if self.subcarriers % users:
             raise ValueError(f"orthogonal pilots for {users} users need a multiple of {users} subcarriers, "
@@ -174,10 +190,25 @@ class TR38901Channel:
         silent = torch.zeros(drops, users, 1, resource_grid.num_data_symbols, dtype=grid.dtype, device=grid.device)
         received = ApplyOFDMChannel(add_awgn=True, device=device)(ResourceGridMapper(resource_grid, device=device)(silent),
                                                                   grid, no)
-        # the LS estimate does not depend on the noise variance given to it (only its error variance does)
-        estimate, _ = LSChannelEstimator(resource_grid, interpolation_type="lin", device=device)(
-            received, no.mean((-2, -1)))
+        if self.estimation == "ls":
+            estimator = LSChannelEstimator(resource_grid, interpolation_type="lin", device=device)
+        else:
+            time, frequency = _covariances(self, grid.shape[2], users, device)
+            estimator = LMMSEChannelEstimator(resource_grid, time.to(grid.dtype), frequency.to(grid.dtype),
+                                              order="f-t", device=device)
+        estimate, _ = estimator(received, no.mean((-2, -1)))
         return estimate
+
+
+@functools.lru_cache(maxsize=8)
+def _covariances(channel: TR38901Channel, antennas: int, users: int, device: str) -> tuple[Tensor, Tensor]:
+    """The time and frequency covariance matrices ``(R_t [T, T], R_f [F, F])`` of ``channel``'s
+    unit-energy responses, estimated from :data:`COVARIANCE_DROPS` drops of a fixed seed (module doc):
+    ``R[u, v] = E[h_u h_v*]`` averaged over drops, antennas, users and the other grid axis."""
+    grid = channel.responses(COVARIANCE_DROPS, antennas, users, seed=2 ** 31 - 1, device=device)[:, 0, :, :, 0]
+    over_time = grid.transpose(-1, -2).reshape(-1, channel.ofdm_symbols)        # [D·Nr·Nt·F, T]
+    over_frequency = grid.reshape(-1, channel.subcarriers)                       # [D·Nr·Nt·T, F]
+    return tuple(x.T @ x.conj() / x.shape[0] for x in (over_time, over_frequency))
 
 
 @contextlib.contextmanager

@@ -137,7 +137,8 @@ def add_channel_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--carrier-frequency", type=non_negative_float, default=None, metavar="HZ",
                        help="3GPP channels: carrier frequency in Hz (3.5e9)")
     group.add_argument("--channel-estimation", choices=[e for e in ESTIMATORS if e], default=None,
-                       help="3GPP channels: the detectors see Sionna's LS estimate from pilots (gnnmimo/tr38901.py)")
+                       help="3GPP channels: the detectors see Sionna's LS or LMMSE estimate from pilots "
+                            "(gnnmimo/tr38901.py)")
     group.add_argument("--rho", type=parse_rho, default=None,
                        help="exponential correlation, RHO or LOW:HIGH in [0, 1) (kronecker channels)")
     group.add_argument("--csi-error", type=non_negative_float, default=0.0, metavar="EPS2",
