@@ -49,6 +49,7 @@ caller's stream, so a seeded sampler gives the same channels.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gnnmimo.channels import block_mask, with_estimation_error
+from gnnmimo.channels import ChannelModel, block_mask, with_estimation_error
 
 SCENARIOS = ("umi", "uma", "rma")
 #: the channel estimators (``None``: the detector sees the channel, up to ``csi_error``)
@@ -209,6 +210,20 @@ def _covariances(channel: TR38901Channel, antennas: int, users: int, device: str
     over_time = grid.transpose(-1, -2).reshape(-1, channel.ofdm_symbols)        # [D·Nr·Nt·F, T]
     over_frequency = grid.reshape(-1, channel.subcarriers)                       # [D·Nr·Nt·T, F]
     return tuple(x.T @ x.conj() / x.shape[0] for x in (over_time, over_frequency))
+
+
+def channel_fields(channel: ChannelModel | TR38901Channel) -> dict:
+    """A channel law as the plain dict that training configurations and checkpoints store (tuples as
+    lists); :func:`channel_from_fields` rebuilds it."""
+    return {key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(channel).items()}
+
+
+def channel_from_fields(fields: dict) -> ChannelModel | TR38901Channel:
+    """The channel law stored as ``fields`` (:func:`channel_fields`): a :class:`TR38901Channel` when
+    ``fields["kind"]`` is a 3GPP scenario, else a :class:`~gnnmimo.channels.ChannelModel`."""
+    law = TR38901Channel if fields.get("kind") in SCENARIOS else ChannelModel
+    return law(**{key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()})
 
 
 @contextlib.contextmanager

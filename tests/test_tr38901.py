@@ -4,9 +4,10 @@ import pytest
 import torch
 
 import zoo
+from gnnmimo.checkpoint import read_checkpoint
 from gnnmimo.cli import main as cli_main
 from gnnmimo.sampling import MIMOSampler
-from gnnmimo.tr38901 import TR38901Channel
+from gnnmimo.tr38901 import TR38901Channel, channel_from_fields
 from helpers import TINY_EVALUATE, sionna_module, with_option
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -101,6 +102,16 @@ def test_the_command_line_evaluates_coded_umi_and_checks_its_options(capsys):
                            (["--channel", "rma", "--carrier-frequency", "0"], "carrier_frequency must be > 0")]:
         with pytest.raises(SystemExit, match=message):
             cli_main(argv + extra)
-    with pytest.raises(SystemExit, match="training on the 3GPP channel umi is not supported"):
-        cli_main(["train", "--detector", "mmse", "--nr", "4", "--nt", "2", "--channel", "umi", "--steps", "1", "--out",
-                  "unused.pt"])
+
+
+def test_training_on_umi_stores_the_channel_and_resumes_only_on_it(tmp_path):
+    out = tmp_path / "umi.pt"
+    common = ["train", "--detector", "oampnet", "--nr", "4", "--nt", "2", "--qam", "4", "--snr", "5:15", "--eval-every",
+              "2", "--batch-size", "16", "--val-size", "16", "--channel", "umi", "--channel-estimation", "ls",
+              "--out", str(out), "--no-progress"]
+    assert cli_main(common + ["--steps", "2"]) == 0
+    channel = read_checkpoint(out)["system"]["channel"]
+    assert channel_from_fields(channel) == TR38901Channel("umi", estimation="ls")
+    assert cli_main(common + ["--steps", "3", "--resume"]) == 0 and read_checkpoint(out)["state"]["step"] == 3
+    with pytest.raises(SystemExit, match="speed"):
+        cli_main(common + ["--steps", "4", "--resume", "--speed", "30"])

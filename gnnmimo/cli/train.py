@@ -22,8 +22,8 @@ from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, cha
                                    positive_float, positive_int)
 from gnnmimo.losses import LOSS_WEIGHTS, LOSSES
 from gnnmimo.registry import create, detector_class, parse_spec
-from gnnmimo.train.config import NT_MODES, SCHEDULES, TrainConfig, plain_value
-from gnnmimo.tr38901 import SCENARIOS
+from gnnmimo.train.config import NT_MODES, SCHEDULES, TrainConfig
+from gnnmimo.tr38901 import channel_fields
 from gnnmimo.train.trainer import Trainer, deadline
 
 #: classical detectors whose validation SER is logged at the start, for comparison
@@ -93,13 +93,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             options[key if key in accepted or key != "blocks" else "iterations"] = getattr(args, key)
     if "nr" in accepted:
         options.setdefault("nr", args.nr)
-    channel = channel_from_args(args)
-    if channel.kind in SCENARIOS:
-        raise SystemExit(f"error: training on the 3GPP channel {channel.kind} is not supported yet (evaluate only)")
     snr, targets = args.snr
     return TrainConfig(
         detector=name, options=options, qam=args.qam, nr=args.nr, nt=args.nt, nt_step=args.nt_step,
-        channel={"kind": channel.kind, "rho": plain_value(channel.rho), "csi_error": channel.csi_error},
+        channel=channel_fields(channel_from_args(args)),
         snr=snr, snr_targets=targets or TrainConfig.snr_targets, nt_mode=args.nt_mode, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, clip_grad_norm=args.clip_grad_norm, schedule=args.schedule,
         plateau_factor=args.plateau_factor,
