@@ -42,6 +42,11 @@ resource elements are counted as data instances too: the pilot overhead is not m
   (computed once per configuration and array size: :func:`_covariances`). The noise the filter
   assumes is the drop's mean σ² (the instances of a drop may have different SNRs).
 
+Both estimators report the error variance ``E|H_ai − Ĥ_ai|²`` of every entry (LS: ``σ²/|p|²`` at
+the pilots, interpolated; LMMSE: the diagonal of the filtered error covariance); the batch carries
+it (``err_var``, scaled as ``H``) and the detectors that can use it fold it into their noise
+(docs/conventions.md §2.4).
+
 **Reproducibility.** Sionna draws from its own global generators (and partly from NumPy's global
 one); each call seeds them (``sionna.phy.config.seed``, NumPy's restored afterwards) from the
 caller's stream, so a seeded sampler gives the same channels.
@@ -132,10 +137,12 @@ class TR38901Channel:
             f"+{self.estimation}" if self.estimation else "")
 
     def sample(self, num_antennas: Tensor, num_users: Tensor, generator: torch.Generator | None = None,
-               dtype: torch.dtype = torch.complex64, noise_var: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Draw true and estimated channels, ``(H, H_hat)``, each ``[B, Nr_max, Nt_max]`` (as
-        :meth:`ChannelModel.sample <gnnmimo.channels.ChannelModel.sample>`); ``noise_var [B]``, the
-        instances' σ², is needed with ``estimation``."""
+               dtype: torch.dtype = torch.complex64,
+               noise_var: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Draw true and estimated channels and the estimate's error variance, ``(H, H_hat,
+        err_var)``, each ``[B, Nr_max, Nt_max]`` (as :meth:`ChannelModel.sample
+        <gnnmimo.channels.ChannelModel.sample>`; ``err_var`` ``[B, 1, 1]`` with ``csi_error``, ``None``
+        for perfect CSI); ``noise_var [B]``, the instances' σ², is needed with ``estimation``."""
         device = num_users.device
         batch, nr_max, nt_max = len(num_users), int(num_antennas.max()), int(num_users.max())
         seed = int(torch.randint(2 ** 31, (), generator=generator, device=device))
@@ -143,17 +150,19 @@ class TR38901Channel:
         scale = num_antennas.to(grid.real.dtype).rsqrt()[:, None, None]
         mask = block_mask(num_antennas, num_users, nr_max, nt_max)
 
-        def instances(grid: Tensor) -> Tensor:
-            """``[D, 1, Nr, Nt, 1, T, F]`` → ``[B, Nr, Nt]`` (module doc), scaled and masked."""
+        def instances(grid: Tensor, power: int = 1) -> Tensor:
+            """``[D, 1, Nr, Nt, 1, T, F]`` → ``[B, Nr, Nt]`` (module doc), scaled by ``scale^power``
+            and masked."""
             h = grid[:, 0, :, :, 0].permute(0, 3, 4, 1, 2).reshape(-1, nr_max, nt_max)[:batch]
-            return h.to(dtype) * scale.to(h.real.dtype) * mask
+            return h.to(dtype if h.is_complex() else dtype.to_real()) * scale.to(h.real.dtype) ** power * mask
 
         h = instances(grid)
         if self.estimation is None:
-            return h, with_estimation_error(h, scale, mask, self.csi_error, generator)
+            return (h, *with_estimation_error(h, scale, mask, self.csi_error, generator))
         if noise_var is None:
             raise ValueError("TR38901Channel with estimation needs the instances' noise_var")
-        return h, instances(self._estimate(grid, noise_var * num_antennas, nt_max, str(device)))
+        estimate, err_var = self._estimate(grid, noise_var * num_antennas, nt_max, str(device))
+        return h, instances(estimate), instances(err_var.clamp(min=0), power=2)
 
     def responses(self, drops: int, antennas: int, users: int, seed: int, device: str) -> Tensor:
         """Sionna's unit-energy uplink frequency responses of ``drops`` drops with ``antennas``
@@ -172,10 +181,10 @@ class TR38901Channel:
         frequencies = subcarrier_frequencies(self.subcarriers, self.subcarrier_spacing, device=device)
         return cir_to_ofdm_channel(frequencies, a, tau, normalize=True)
 
-    def _estimate(self, grid: Tensor, noise_var: Tensor, users: int, device: str) -> Tensor:
+    def _estimate(self, grid: Tensor, noise_var: Tensor, users: int, device: str) -> tuple[Tensor, Tensor]:
         """Sionna's LS or LMMSE estimate (:attr:`estimation`) of the unit-energy response
         ``grid [D, 1, Nr, Nt, 1, T, F]`` from pilots received with noise ``noise_var [B]`` per instance
-        (on that scale: ``σ² Nr_b``)."""
+        (on that scale: ``σ² Nr_b``), and its error variance, both shaped as ``grid``."""
         from sionna.phy.channel import ApplyOFDMChannel
         from sionna.phy.ofdm import LMMSEChannelEstimator, LSChannelEstimator, ResourceGridMapper
 
@@ -197,8 +206,7 @@ class TR38901Channel:
             time, frequency = _covariances(self, grid.shape[2], users, device)
             estimator = LMMSEChannelEstimator(resource_grid, time.to(grid.dtype), frequency.to(grid.dtype),
                                               order="f-t", device=device)
-        estimate, _ = estimator(received, no.mean((-2, -1)))
-        return estimate
+        return estimator(received, no.mean((-2, -1)))
 
 
 @functools.lru_cache(maxsize=8)

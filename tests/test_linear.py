@@ -103,16 +103,18 @@ def direct_equalizer(name, H, y, sigma2):
 
 @pytest.mark.parametrize("name", LINEAR)
 def test_matches_direct_formula(name):
-    """Per instance, in double precision, on a mixed batch: logits ``−|z_i − s|²/ν_i``."""
+    """Per instance, in double precision, on a mixed batch: logits ``−|z_i − s|²/ν_i``; LMMSE with the
+    known CSI error ``ε²/Nr`` per entry in its noise, ``σ² + Nt ε²/Nr`` (the others ignore it)."""
+    epsilon2 = 0.05
     graph = batch(nr=(3, 8), nt=(1, 3), qam=16, size=12, seed=1, snr_db=(0, 30), precision="double",
-                  channel=ChannelModel("kronecker", rho=0.6, csi_error=0.05))
+                  channel=ChannelModel("kronecker", rho=0.6, csi_error=epsilon2))
     logits = zoo.create(name, 16).detect(graph).final_logits
     view, points = graph.dense(), QAM(16).points.numpy()
     row = 0
     for b in range(graph.num_instances):
         nr, nt = int(graph.num_antennas[b]), int(graph.num_users[b])
-        z, nu = direct_equalizer(name, view.H[b, :nr, :nt].numpy(), view.y[b, :nr].numpy(),
-                                 float(graph.noise_var[b]))
+        sigma2 = float(graph.noise_var[b]) + (nt * epsilon2 / nr if name == "mmse" else 0.0)
+        z, nu = direct_equalizer(name, view.H[b, :nr, :nt].numpy(), view.y[b, :nr].numpy(), sigma2)
         expected = -np.abs(z[:, None] - points[None, :]) ** 2 / nu[:, None]
         np.testing.assert_allclose(logits[row:row + nt].numpy(), expected, rtol=1e-9, atol=1e-9)
         row += nt
