@@ -7,7 +7,7 @@ import zoo
 from gnnmimo.checkpoint import read_checkpoint
 from gnnmimo.cli import main as cli_main
 from gnnmimo.sampling import MIMOSampler
-from gnnmimo.tr38901 import TR38901Channel, channel_from_fields
+from gnnmimo.tr38901 import LINK_LEVEL, TR38901Channel, channel_from_fields
 from helpers import TINY_EVALUATE, sionna_module, with_option
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -28,6 +28,28 @@ def test_instances_have_the_library_normalisation_and_mixed_sizes():
     energy = H.abs().square().sum(1)                                   # ‖h_i‖² per instance and user
     real = torch.arange(4) < num_users[:, None]
     assert energy[real].mean() == pytest.approx(1.0, abs=0.1)           # E|H_ai|² = 1/Nr_b
+
+
+@pytest.mark.parametrize("kind", LINK_LEVEL)
+def test_cdl_and_tdl_instances_have_the_layout_normalisation_and_seeding_of_umi(kind):
+    channel = TR38901Channel(kind, subcarriers=24, delay_spread=300e-9, speed=10.0)
+    num_antennas, num_users = torch.tensor([8, 4] * 336), torch.tensor([4, 2, 3, 1] * 168)
+    H = channel.sample(num_antennas, num_users, torch.Generator().manual_seed(0))[0]
+    assert H.shape == (672, 8, 4) and (H[1, 4:] == 0).all() and (H[1, :, 2:] == 0).all() and (H[0] != 0).all()
+    real = torch.arange(4) < num_users[:, None]
+    assert H.abs().square().sum(1)[real].mean() == pytest.approx(1.0, abs=0.15)   # E|H_ai|² = 1/Nr_b
+    assert torch.equal(channel.sample(num_antennas, num_users, torch.Generator().manual_seed(0))[0], H)
+    assert not torch.equal(channel.sample(num_antennas, num_users, torch.Generator().manual_seed(1))[0], H)
+
+
+def test_tdl_lmmse_estimation_with_sionnas_closed_form_covariances_beats_ls():
+    counts = torch.full((2 * 672,), 16), torch.full((2 * 672,), 4)
+    noise_var = torch.full((2 * 672,), 4 / (16 * 10 ** 0.5))
+    H, ls, _ = TR38901Channel("tdl-a", estimation="ls").sample(*counts, torch.Generator().manual_seed(6),
+                                                               noise_var=noise_var)
+    lmmse = TR38901Channel("tdl-a", estimation="lmmse").sample(*counts, torch.Generator().manual_seed(6),
+                                                               noise_var=noise_var)[1]
+    assert (lmmse - H).abs().square().mean() < 0.5 * (ls - H).abs().square().mean()
 
 
 def test_seeded_draws_repeat_and_seeds_differ():
@@ -83,7 +105,9 @@ def test_lmmse_estimation_errs_less_than_ls_on_the_same_pilots():
     assert err_var.shape == H.shape and 0.5 < float(err_var.mean()) * 16 / mse(lmmse) < 2
 
 
-@pytest.mark.parametrize("options, message", [(dict(kind="cdl-a"), "unknown 3GPP scenario"),
+@pytest.mark.parametrize("options, message", [(dict(kind="cdl-f"), "unknown 3GPP scenario"),
+                                              (dict(delay_spread=1e-7), "delay_spread applies to CDL and TDL only"),
+                                              (dict(kind="tdl-a", delay_spread=0.0), "delay_spread must be"),
                                               (dict(estimation="mmse"), "unknown channel estimation"),
                                               (dict(estimation="ls", csi_error=0.1), "not both"),
                                               (dict(estimation="ls", pilot_symbols=(14,)), "pilot_symbols must be"),
@@ -100,10 +124,13 @@ def test_the_command_line_evaluates_coded_umi_and_checks_its_options(capsys):
     assert cli_main(argv + ["--channel", "umi", "--speed", "10", "--code", "ldpc5g:k=128,n=256",
                             "--channel-estimation", "ls"]) == 0
     assert "umi(3.5GHz,10m/s)+ls" in capsys.readouterr().out
+    assert cli_main(argv + ["--channel", "tdl-b", "--delay-spread", "300e-9", "--channel-estimation", "lmmse"]) == 0
+    assert "tdl-b(3.5GHz,3m/s,300ns)+lmmse" in capsys.readouterr().out
     for extra, message in [(["--channel", "umi", "--rho", "0.5"], "--rho does not apply to the 3GPP channel umi"),
                            (["--speed", "3"], "--speed only applies to the 3GPP channels"),
                            (["--channel-estimation", "ls"], "--channel-estimation only applies to the 3GPP"),
-                           (["--channel", "rma", "--carrier-frequency", "0"], "carrier_frequency must be > 0")]:
+                           (["--channel", "rma", "--carrier-frequency", "0"], "carrier_frequency must be > 0"),
+                           (["--delay-spread", "1e-7"], "--delay-spread only applies to the 3GPP")]:
         with pytest.raises(SystemExit, match=message):
             cli_main(argv + extra)
 
