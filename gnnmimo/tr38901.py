@@ -16,7 +16,9 @@ draw of the model (its own random ray phases and couplings; the cluster delays a
 model's, so users are spatially alike: a hard multi-user channel), through a single omni antenna to
 the same base-station array as above. With **TDL** the ``Nr × Nt`` antenna pairs fade independently
 (no spatial correlation), each with the model's power-delay profile. A *drop* of these models is
-one such draw of all users over the grid.
+one such draw of all users over the grid. In the LoS models (D, E) the dominant path is the same
+for every user (CDL: the model's arrival angle; TDL: one LoS coefficient for all antenna pairs), so
+``HᴴH`` is close to rank one and no detector separates the users well there.
 
 **One resource element = one instance** ``y = H x + n`` with ``H ∈ C^{Nr × Nt}``. The instances of
 a batch are the resource elements of consecutive drops, subcarrier-fastest inside each OFDM
@@ -49,8 +51,8 @@ resource elements are counted as data instances too: the pilot overhead is not m
   ``R_f = E[h_f h_fᴴ]`` over the subcarrier vectors and ``R_t = E[h_t h_tᴴ]`` over the OFDM-symbol
   vectors of :data:`COVARIANCE_DROPS` drops of unit-energy responses drawn with a fixed seed
   (computed once per configuration and array size: :func:`_covariances`); for TDL, whose
-  covariances have closed forms, Sionna's ``tdl_freq_cov_mat`` and ``tdl_time_cov_mat``. The noise the filter
-  assumes is the drop's mean σ² (the instances of a drop may have different SNRs).
+  covariances have closed forms, Sionna's ``tdl_freq_cov_mat`` and ``tdl_time_cov_mat``. The
+  noise the filter assumes is the drop's mean σ² (the instances of a drop may have different SNRs).
 
 Both estimators report the error variance ``E|H_ai − Ĥ_ai|²`` of every entry (LS: ``σ²/|p|²`` at
 the pilots, interpolated; LMMSE: the diagonal of the filtered error covariance); the batch carries
