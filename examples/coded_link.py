@@ -3,8 +3,9 @@
 Nr 16 base-station antennas, Nt 4 single-antenna users, 16-QAM, LDPC (k, n) = (512, 1024) from
 Sionna (one code block over 256 resource elements of one user, :mod:`gnnmimo.link`), on UMi drops
 from Sionna's TR 38.901 model cut into per-resource-element instances (:mod:`gnnmimo.tr38901`):
-LMMSE, EP, K-best, the annealed Langevin detector and a trained detector of the zoo (:data:`LEARNED`),
-all on the same instances. The detectors see Sionna's LMMSE channel estimate from pilots
+LMMSE, EP, K-best, the annealed Langevin detector and the zoo's i.i.d.-trained AMP-GNN (the
+UMi-trained ``oampnet-nr16-nt4-qam16-umi`` is not better than its i.i.d. twin: its card), all on
+the same instances. The detectors see Sionna's LMMSE channel estimate from pilots
 (``--estimation lmmse``, the default; ``ls`` for the LS estimate, ``none`` for perfect CSI), and
 LMMSE, EP and K-best fold the estimator's error variance into their noise (docs/conventions.md §2.4).
 
