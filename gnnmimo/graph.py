@@ -782,7 +782,7 @@ def _checked_labels(labels: Tensor, qam: int | None) -> Tensor:
 
 
 def _entry_variances(err_var: Tensor | float, H: Tensor) -> Tensor:
-    """``err_var`` (a float, ``[B]`` or ``[B, Nr, Nt]``) as ``[B, Nr, Nt]`` in ``H``'s real dtype."""
+    """``err_var`` (a float, ``[B]``, ``[B, 1, 1]`` or ``[B, Nr, Nt]``) as ``[B, Nr, Nt]`` in ``H``'s real dtype."""
     batch, nr, nt = H.shape
     err_var = torch.as_tensor(err_var, device=H.device)
     if err_var.is_complex() or err_var.dtype == torch.bool:
