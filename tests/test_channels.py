@@ -153,22 +153,3 @@ def test_invalid_models():
     assert ChannelModel("kronecker", rho=(0.55, 0.75), csi_error=0.1).describe() == \
         "kronecker(rho=0.55:0.75)+csi(0.1)"
 
-
-@pytest.mark.parametrize("name", ["mmse", "ep"])
-def test_the_told_csi_error_variance_helps_the_detectors_that_use_it(name):
-    """At ε² = 0.3 (8 × 8, 16-QAM, 20 dB), LMMSE and EP with ``σ² + Nt ε²/Nr`` as their noise make
-    fewer errors than on the same instances without the variance told (a sign test on the symbols
-    only one of the two gets wrong)."""
-    import zoo
-    from gnnmimo.graph import USER, MIMOGraph
-
-    sampler = MIMOSampler(8, 8, 16, snr_db=20.0, channel=ChannelModel(csi_error=0.3))
-    graph = sampler.sample(500, sampler.generator(0))
-    view = graph.dense()
-    untold = MIMOGraph.from_dense(view.y, view.H, graph.noise_var, qam=16)
-    detector = zoo.create(name, 16)
-    told_wrong = detector.detect(graph).hard != graph[USER].y
-    untold_wrong = detector.detect(untold).hard != graph[USER].y
-    only_told, only_untold = int((told_wrong & ~untold_wrong).sum()), int((untold_wrong & ~told_wrong).sum())
-    assert only_told < only_untold
-    assert stats.binomtest(only_told, only_told + only_untold).pvalue < 1e-6
