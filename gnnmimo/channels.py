@@ -18,7 +18,8 @@ outside an instance's ``Nr_b × Nt_b`` block are zero.
   exponential correlation, ``H = Q Lᵀ`` with ``L = blockdiag(chol(R_ρ))``: ``Hᴴ H = blockdiag(R_ρ)`` exactly, so users of
   one set interfere (``h_iᴴ h_j = ρ^{|i−j|}``) and users of different sets are
   orthogonal. Needs ``Nt_b ≤ Nr_b``. Unit column energy, as ``iid`` on average.
-* imperfect CSI: the detector sees ``Ĥ = H + E``, ``E`` i.i.d. ``CN(0, ε²/Nr)``.
+* imperfect CSI: the detector sees ``Ĥ = H + E``, ``E`` i.i.d. ``CN(0, ε²/Nr)``; the batch
+  carries that known error variance ``ε²/Nr`` per entry (``err_var``, docs/conventions.md §2.4).
 """
 from __future__ import annotations
 
@@ -103,8 +104,9 @@ class ChannelModel:
         return label
 
     def sample(self, num_antennas: Tensor, num_users: Tensor, generator: torch.Generator | None = None,
-               dtype: torch.dtype = torch.complex64, noise_var: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Draw true and estimated channels.
+               dtype: torch.dtype = torch.complex64,
+               noise_var: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Draw true and estimated channels, and the estimate's error variance.
 
         Args:
             num_antennas: ``[B]`` receive antennas ``Nr_b`` per instance.
@@ -116,8 +118,9 @@ class ChannelModel:
                 (:class:`gnnmimo.tr38901.TR38901Channel`).
 
         Returns:
-            ``(H, H_hat)``, each ``[B, Nr_max, Nt_max]``, zero outside each
-            instance's block; ``H_hat is H`` when ``csi_error == 0``.
+            ``(H, H_hat, err_var)``: ``H`` and ``H_hat`` ``[B, Nr_max, Nt_max]``, zero outside each
+            instance's block, ``H_hat is H`` when ``csi_error == 0``; ``err_var`` the variance
+            ``E|H_ai − Ĥ_ai|²``, ``[B, 1, 1]`` here (``ε²/Nr_b``), ``None`` when ``H_hat is H``.
         """
         device = num_users.device
         batch, nr_max, nt_max = len(num_users), int(num_antennas.max()), int(num_users.max())
@@ -138,7 +141,7 @@ class ChannelModel:
         scale = num_antennas.to(h.real.dtype).rsqrt()[:, None, None]
         mask = block_mask(num_antennas, num_users, nr_max, nt_max)
         h = h * scale * mask
-        return h, with_estimation_error(h, scale, mask, self.csi_error, generator)
+        return (h, *with_estimation_error(h, scale, mask, self.csi_error, generator))
 
 
 def orthogonal_sets(gaussian: Tensor, num_antennas: Tensor, num_users: Tensor, rho: Tensor,
@@ -164,13 +167,14 @@ def orthogonal_sets(gaussian: Tensor, num_antennas: Tensor, num_users: Tensor, r
 
 
 def with_estimation_error(h: Tensor, scale: Tensor, mask: Tensor, csi_error: float,
-                          generator: torch.Generator | None = None) -> Tensor:
-    """``Ĥ = H + E``, ``E`` i.i.d. ``CN(0, ε² scale²)`` inside each instance's block (``mask``), with
-    ``scale = 1/√Nr_b`` ``[B, 1, 1]``; ``h`` itself when ``csi_error`` (``ε²``) is 0."""
+                          generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
+    """``(Ĥ, v)``: ``Ĥ = H + E``, ``E`` i.i.d. ``CN(0, v)`` inside each instance's block (``mask``),
+    ``v = ε² scale²`` ``[B, 1, 1]`` with ``scale = 1/√Nr_b`` ``[B, 1, 1]``; ``(h, None)`` when
+    ``csi_error`` (``ε²``) is 0."""
     if not csi_error:
-        return h
+        return h, None
     error = torch.randn(h.shape, generator=generator, device=h.device, dtype=h.dtype)
-    return h + error * (scale * csi_error ** 0.5) * mask
+    return h + error * (scale * csi_error ** 0.5) * mask, csi_error * scale.square()
 
 
 def block_mask(num_antennas: Tensor, num_users: Tensor, nr_max: int, nt_max: int) -> Tensor:

@@ -22,6 +22,11 @@ training and the property checks rely on):
   :attr:`needs_users_at_most_antennas`, checked once in
   :meth:`Detector.check_input` (detectors whose parameters fix ``Nr`` or
   ``Nt`` extend ``check_input``);
+* **whether it uses the channel-estimation error variance** a batch may carry
+  (:attr:`Detector.uses_error_variance`: the batch is then replaced by
+  :meth:`MIMOGraph.error_in_noise <gnnmimo.graph.MIMOGraph.error_in_noise>`, the error
+  folded into per-antenna noise, before :meth:`Detector.iterate`; the others see ``Ĥ`` as
+  exact; the table per detector: docs/conventions.md §2.4);
 * **where its work explodes**, if it does: :meth:`Detector.excessive_work`
   (default ``None``; the exact ML search and SDR say when), asked by the
   command line before any work;
@@ -143,6 +148,8 @@ class Detector(nn.Module):
     needs_users_at_most_antennas: ClassVar[bool] = False
     #: appended to the error for an instance with Nt > Nr (e.g. what to use instead)
     users_at_most_antennas_hint: ClassVar[str] = ""
+    #: whether the detector folds a batch's channel-estimation error variance into its noise (module doc)
+    uses_error_variance: ClassVar[bool] = False
     #: the detector's name in error messages (default: the class name)
     display_name: ClassVar[str | None] = None
     #: the stem of the checkpoint a loaded detector came from (set by the checkpoint loader)
@@ -221,6 +228,8 @@ class Detector(nn.Module):
 
     def forward(self, graph: MIMOGraph) -> Detection:
         self.check_input(graph)
+        if self.uses_error_variance:
+            graph = graph.error_in_noise()
         with self.precision_context(graph):
             logits = self.__dict__.get("_compiled_iterate", self.iterate)(graph)
         return Detection(logits.to(graph.noise_var.dtype), self.qam)

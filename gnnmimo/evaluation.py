@@ -94,6 +94,7 @@ from gnnmimo.link import CodedCounts, CodedLink, CodedResult, LDPC5GCode, snr_db
 from gnnmimo.progress import progress_bar
 from gnnmimo.registry import class_path, registered_name
 from gnnmimo.sampling import MIMOSampler
+from gnnmimo.tr38901 import TR38901Channel, channel_from_fields
 
 
 def clopper_pearson(errors: float, trials: float, confidence: float = 0.95) -> tuple[float, float]:
@@ -452,12 +453,17 @@ def outside_trained_system(system: dict, sampler: MIMOSampler | BatchSource,
         found.append(f"Nr {_span(*sampler.nr_range)} (trained {system['nr']})")
     if "nt" in system and (min(nts) < system["nt"][0] or max(nts) > system["nt"][1]):
         found.append(f"Nt {_span(min(nts), max(nts))} (trained {_span(*system['nt'])})")
-    if "channel" in system and isinstance(sampler.channel, ChannelModel):
-        trained, evaluated = ChannelModel(**system["channel"]), sampler.channel
-        (low, high), (evaluated_low, evaluated_high) = trained.rho_range, evaluated.rho_range
-        if (evaluated.kind != trained.kind or evaluated_low < low or evaluated_high > high
-                or evaluated.csi_error != trained.csi_error):
-            found.append(f"channel {evaluated.describe()} (trained {trained.describe()})")
+    channel = sampler.channel
+    if "channel" in system and isinstance(channel, (ChannelModel, TR38901Channel)):
+        trained = channel_from_fields(system["channel"])
+        if isinstance(trained, ChannelModel) and isinstance(channel, ChannelModel):
+            (low, high), (evaluated_low, evaluated_high) = trained.rho_range, channel.rho_range
+            outside = (channel.kind != trained.kind or evaluated_low < low or evaluated_high > high
+                       or channel.csi_error != trained.csi_error)
+        else:   # a 3GPP law on either side: the same law or not
+            outside = channel != trained
+        if outside:
+            found.append(f"channel {channel.describe()} (trained {trained.describe()})")
     return found
 
 

@@ -166,7 +166,7 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
     def from_dense(cls, y: Tensor, H: Tensor, noise_var: Tensor | float,
                    num_users: Tensor | None = None, num_antennas: Tensor | None = None,
                    label: Tensor | None = None, snr_db: Tensor | None = None,
-                   qam: int | None = None) -> "MIMOGraph":
+                   qam: int | None = None, err_var: Tensor | float | None = None) -> "MIMOGraph":
         """Wrap dense (optionally padded) tensors into a graph batch.
 
         Args:
@@ -180,11 +180,14 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
                 ``[0, qam)`` on real users), if known.
             snr_db: ``[B]`` the SNR the instance was drawn at, if known.
             qam: the constellation order the symbols come from, if known.
+            err_var: the channel-estimation error variance ``E|H_ai − Ĥ_ai|²`` of the entries of
+                ``H`` (real, ``>= 0``), if known: a float, ``[B]`` (one per instance) or
+                ``[B, Nr, Nt]``; stored per channel edge (module doc).
 
         Raises:
             ValueError: on inconsistent shapes, an empty batch (``B = 0``), ``Nr = 0`` or
-                ``Nt = 0``, non-complex data, σ² ≤ 0, NaN/Inf in ``y``, ``H`` or σ², or labels
-                outside ``[0, qam)``.
+                ``Nt = 0``, non-complex data, σ² ≤ 0, NaN/Inf in ``y``, ``H``, σ² or ``err_var``,
+                a negative ``err_var``, or labels outside ``[0, qam)``.
             TypeError: on complex or non-numeric σ², or non-integer labels.
         """
         if not (torch.is_complex(y) and torch.is_complex(H)):
@@ -215,10 +218,12 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
             b, a, i = mask.nonzero(as_tuple=True)
             edge_index = torch.stack([antenna_ptr[b] + a, user_ptr[b] + i])
             h = H[b, a, i]
+            on_edges = lambda dense: dense[b, a, i]
         else:  # every instance is Nr × Nt: the row-major edges are the flattened H, no search
             H, y = H.clone(), y.clone()
             edge_index = _full_block_edges(batch, nr, nt, device)
             h = H.reshape(-1)
+            on_edges = lambda dense: dense.reshape(-1)
 
         data = cls()
         data[USER].batch = user_mask.nonzero()[:, 0]
@@ -232,6 +237,8 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
         data[ANTENNA].num_nodes = int(antenna_ptr[-1])
         data[CHANNEL].edge_index = edge_index
         data[CHANNEL].h = h
+        if err_var is not None:
+            data[CHANNEL].err_var = on_edges(_entry_variances(err_var, H))
         data.noise_var = noise_var
         data.num_users = num_users
         data.num_antennas = num_antennas
@@ -295,8 +302,9 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
 
         Raises ``ValueError`` (or returns ``False`` if ``raise_on_error`` is
         false) when σ² ≤ 0 or too small for its dtype (:func:`_too_small_noise_var`),
-        when ``y``, ``H`` or σ² hold NaN/Inf, or when a user's channel column is all
-        zero or its energy underflows the dtype (no detector can see that user).
+        when ``y``, ``H`` or σ² hold NaN/Inf, when an ``err_var`` is negative or not finite,
+        or when a user's channel column is all zero or its energy underflows the dtype (no
+        detector can see that user).
         """
         problems = self.memoised("problems", self._problems, autograd=False)
         if problems and raise_on_error:
@@ -315,6 +323,11 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
         else:
             problems += _too_small_noise_var(self.noise_var)
         h, (_, user) = self[CHANNEL].h, self[CHANNEL].edge_index
+        err_var = self[CHANNEL].get("err_var")
+        if err_var is not None and not bool((err_var >= 0).all() & torch.isfinite(err_var).all()):
+            bad = ~(torch.isfinite(err_var) & (err_var >= 0))
+            problems.append(f"err_var must be finite and >= 0 (instances "
+                            f"{self.user_batch[user[bad]].unique()[:5].tolist()})")
         for name, value, node_batch in (("H", h, lambda: self.user_batch[user]),
                                         ("y", self[ANTENNA].received, lambda: self.antenna_batch)):
             if bool(torch.isfinite(torch.view_as_real(value).sum())):
@@ -445,6 +458,46 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
         y, antenna_mask = to_dense_batch(self[ANTENNA].received, self.antenna_batch, batch_size=batch,
                                          max_num_nodes=nr_max)
         return DenseView(y, H, self.noise_var, self.user_mask(), antenna_mask)
+
+    def dense_err_var(self) -> Tensor | None:
+        """``[B, Nr_max, Nt_max]`` the channel-estimation error variances ``v_ai`` (zero on padding),
+        or ``None`` when the batch carries none; memoised."""
+        if "err_var" not in self[CHANNEL]:
+            return None
+
+        def build() -> Tensor:
+            antenna, user = self[CHANNEL].edge_index
+            dense = self[CHANNEL].err_var.new_zeros(self.dense().H.shape)
+            dense[self.user_batch[user], self.antenna_index[antenna], self.user_index[user]] = self[CHANNEL].err_var
+            return dense
+        return self.memoised("dense_err_var", build)
+
+    def error_in_noise(self) -> "MIMOGraph":
+        r"""The batch with its channel-estimation error folded into the noise, for detectors that
+        take ``Ĥ`` as exact; the batch itself when it carries no ``err_var``.
+
+        With ``H = Ĥ + Ẽ`` (``Ẽ`` zero-mean, uncorrelated with ``Ĥ`` and ``x``, independent
+        entries of variance ``v_aj``: exact for LMMSE estimates, an approximation otherwise,
+        docs/conventions.md §2.4) and unit-energy symbols, ``y = Ĥx + (Ẽx + n)`` has the
+        effective noise variance ``d_a = σ² + Σ_j v_aj E|x_j|² = σ² + Σ_j v_aj`` at antenna ``a``
+        (Gaussian in the detectors' model). Scaling row ``a`` of ``y`` and ``Ĥ`` by
+        ``√(d̄/d_a)``, with ``d̄`` the instance's mean ``d_a`` over its antennas, whitens it: the
+        new batch has the noise variance ``d̄`` on every antenna. The LMMSE equaliser of the new
+        batch is the error-aware one, ``(ĤᴴD⁻¹Ĥ + I)⁻¹ĤᴴD⁻¹y`` with ``D = diag(d_a)``; with equal
+        ``v`` on every entry (``--csi-error``: ``v = ε²/Nr``) it is the classic
+        ``(ĤᴴĤ + (σ² + Nt ε²/Nr) I)⁻¹Ĥᴴy``. Labels, ``snr_db`` and ``qam`` are kept.
+        """
+        err_var = self.dense_err_var()
+        if err_var is None:
+            return self
+        view = self.dense()
+        d = self.noise_var[:, None] + err_var.sum(-1)                                 # [B, Nr_max]
+        mean = (d * view.antenna_mask).sum(-1) / self.num_antennas                   # [B]
+        rows = torch.where(view.antenna_mask, (mean[:, None] / d).sqrt(), 0).to(view.H.dtype)
+        label = self.dense_labels(0) if "y" in self[USER] else None
+        snr_db = self.snr_db if "snr_db" in self else None
+        return MIMOGraph.from_dense(view.y * rows, view.H * rows[..., None], mean, self.num_users,
+                                    self.num_antennas, label=label, snr_db=snr_db, qam=self.qam)
 
     def user_mask(self) -> Tensor:
         """``[B, Nt_max]`` bool mask of real users in the padded layout."""
@@ -726,6 +779,21 @@ def _checked_labels(labels: Tensor, qam: int | None) -> Tensor:
         allowed = f"[0, {qam - 1}] (qam={qam})" if qam is not None else "[0, ∞)"
         raise ValueError(f"label must lie in {allowed} on real users, got values in [{low}, {high}]")
     return labels
+
+
+def _entry_variances(err_var: Tensor | float, H: Tensor) -> Tensor:
+    """``err_var`` (a float, ``[B]``, ``[B, 1, 1]`` or ``[B, Nr, Nt]``) as ``[B, Nr, Nt]`` in ``H``'s real dtype."""
+    batch, nr, nt = H.shape
+    err_var = torch.as_tensor(err_var, device=H.device)
+    if err_var.is_complex() or err_var.dtype == torch.bool:
+        raise TypeError(f"err_var must be real, got {err_var.dtype}")
+    err_var = err_var.to(H.real.dtype)
+    if err_var.shape == (batch,):
+        err_var = err_var[:, None, None]
+    if err_var.dim() not in (0, 3) or err_var.dim() == 3 and err_var.shape not in ((batch, 1, 1), (batch, nr, nt)):
+        raise ValueError(f"err_var must be a float, [B={batch}] or [B, Nr, Nt] = {(batch, nr, nt)}, got "
+                         f"{tuple(err_var.shape)}")
+    return err_var.expand(batch, nr, nt)
 
 
 def _counts(counts: Tensor | None, maximum: int, batch: int, device, name: str) -> Tensor:

@@ -141,7 +141,7 @@ class MIMOSampler:
         snr_db = snr_db.expand(batch_size)
         noise_var = noise_variance(snr_db, num_antennas.to(real), num_users.to(real))
 
-        H, H_seen = self.channel.sample(num_antennas, num_users, gen, self.dtype, noise_var=noise_var)
+        H, H_seen, err_var = self.channel.sample(num_antennas, num_users, gen, self.dtype, noise_var=noise_var)
         nr_max, nt_max = H.shape[1:]
         label = torch.randint(self.qam.order, (batch_size, nt_max), generator=gen, device=device)
         user_mask = torch.arange(nt_max, device=device) < num_users[:, None]
@@ -150,7 +150,7 @@ class MIMOSampler:
         antenna_mask = torch.arange(nr_max, device=device) < num_antennas[:, None]
         y = (H @ x[..., None])[..., 0] + noise * noise_var.sqrt()[:, None] * antenna_mask
         return MIMOGraph.from_dense(y, H_seen, noise_var, num_users, num_antennas,
-                                    label=label, snr_db=snr_db, qam=self.qam.order)
+                                    label=label, snr_db=snr_db, qam=self.qam.order, err_var=err_var)
 
 
 

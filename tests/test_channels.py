@@ -25,7 +25,7 @@ def test_element_power_is_one_over_nr(kind):
     """``E|H_ai|² = 1/Nr`` for every kind (``R`` has a unit diagonal), on mixed ``Nr``."""
     num_antennas, num_users = mixed_counts(4000)
     model = ChannelModel(kind, rho=0.0 if kind == "iid" else 0.8)
-    H, _ = model.sample(num_antennas, num_users, generator(1), torch.complex128)
+    H = model.sample(num_antennas, num_users, generator(1), torch.complex128)[0]
     mask = block_mask(num_antennas, num_users, *H.shape[1:])
     scaled = H.abs().square() * num_antennas[:, None, None]
     assert scaled[mask].mean().item() == pytest.approx(1.0, abs=0.03)
@@ -43,7 +43,7 @@ def test_kronecker_correlation(kind):
     nr, nt, rho, batch = 6, 4, 0.7, 20000
     model = ChannelModel(kind, rho=rho)
     counts = torch.full((batch,), nr), torch.full((batch,), nt)
-    H, _ = model.sample(*counts, generator(2), torch.complex128)
+    H = model.sample(*counts, generator(2), torch.complex128)[0]
     rx = (H @ H.mH).mean(0) * nr / nt
     tx = (H.mH @ H).mean(0)
     R = lambda n: exponential_correlation(torch.tensor([rho], dtype=torch.float64), n)[0]
@@ -57,7 +57,7 @@ def test_padding_keeps_every_instance_exact():
     num_antennas = torch.full((batch,), 3)
     num_users = torch.full((batch,), 2)
     num_antennas[0], num_users[0] = 8, 7  # forces Nr_max = 8, Nt_max = 7
-    H, _ = ChannelModel("kronecker", rho=rho).sample(num_antennas, num_users, generator(3), torch.complex128)
+    H = ChannelModel("kronecker", rho=rho).sample(num_antennas, num_users, generator(3), torch.complex128)[0]
     H = H[1:, :3, :2]
     R = lambda n: exponential_correlation(torch.tensor([rho], dtype=torch.float64), n)[0].numpy()
     np.testing.assert_allclose((H @ H.mH).mean(0).numpy() * 3 / 2, R(3), atol=0.03)
@@ -103,7 +103,7 @@ def test_channel_rho_range_is_drawn_per_instance():
     """Receive-side lag-1 correlation, estimated per instance, follows the triangular law."""
     low, high, nr, nt, batch = 0.3, 0.8, 8, 64, 2000
     model = ChannelModel("kronecker-rx", rho=(low, high))
-    H, _ = model.sample(torch.full((batch,), nr), torch.full((batch,), nt), generator(5), torch.complex128)
+    H = model.sample(torch.full((batch,), nr), torch.full((batch,), nt), generator(5), torch.complex128)[0]
     # H_{a+1} = ρ H_a + √(1−ρ²) W_{a+1} (exponential-model Cholesky rows), so ρ̂ ≈ ρ
     estimate = ((H[:, 1:] * H[:, :-1].conj()).real.sum((1, 2))
                 / H[:, :-1].abs().square().sum((1, 2)))
@@ -114,25 +114,26 @@ def test_channel_rho_range_is_drawn_per_instance():
 
 @pytest.mark.parametrize("kind", CHANNEL_KINDS)
 def test_csi_error_power(kind):
-    """``Ĥ = H + E`` with ``E`` i.i.d. ``CN(0, ε²/Nr)`` independent of ``H``."""
+    """``Ĥ = H + E`` with ``E`` i.i.d. ``CN(0, ε²/Nr)`` independent of ``H``, and that variance told."""
     epsilon2 = 0.1
     num_antennas, num_users = mixed_counts(4000, seed=6)
     model = ChannelModel(kind, rho=0.0 if kind == "iid" else 0.5, csi_error=epsilon2)
-    H, H_hat = model.sample(num_antennas, num_users, generator(7), torch.complex128)
+    H, H_hat, err_var = model.sample(num_antennas, num_users, generator(7), torch.complex128)
+    torch.testing.assert_close(err_var[:, 0, 0], epsilon2 / num_antennas.double())
     mask = block_mask(num_antennas, num_users, *H.shape[1:])
     error = (H_hat - H) * num_antennas.sqrt()[:, None, None]
     assert error[mask].abs().square().mean().item() == pytest.approx(epsilon2, rel=0.03)
     assert (error * H.conj() * num_antennas.sqrt()[:, None, None])[mask].mean().abs().item() < 0.01
-    H, H_hat = ChannelModel(kind, rho=0.0 if kind == "iid" else 0.5).sample(
+    H, H_hat, err_var = ChannelModel(kind, rho=0.0 if kind == "iid" else 0.5).sample(
         num_antennas, num_users, generator(7))
-    assert H_hat is H
+    assert H_hat is H and err_var is None
 
 
 @pytest.mark.parametrize("kind", CHANNEL_KINDS)
 def test_padded_entries_are_exactly_zero(kind):
     num_antennas, num_users = mixed_counts(500, seed=8)
     model = ChannelModel(kind, rho=0.0 if kind == "iid" else (0.2, 0.9), csi_error=0.2)
-    H, H_hat = model.sample(num_antennas, num_users, generator(9))
+    H, H_hat, _ = model.sample(num_antennas, num_users, generator(9))
     mask = block_mask(num_antennas, num_users, *H.shape[1:])
     assert torch.count_nonzero(H[~mask]) == 0 and torch.count_nonzero(H_hat[~mask]) == 0
     assert torch.count_nonzero(H[mask]) == mask.sum()
@@ -156,7 +157,7 @@ def test_double_precision():
     view = graph.dense()
     assert view.H.dtype == torch.complex128 and view.y.dtype == torch.complex128
     assert graph.noise_var.dtype == torch.float64 and graph.snr_db.dtype == torch.float64
-    H, _ = ChannelModel().sample(torch.tensor([3]), torch.tensor([2]), generator(0), torch.complex128)
+    H = ChannelModel().sample(torch.tensor([3]), torch.tensor([2]), generator(0), torch.complex128)[0]
     assert H.dtype == torch.complex128
     single = MIMOSampler(nr=4, nt=2).sample(8, generator(0))
     assert single.dense().H.dtype == torch.complex64 and single.noise_var.dtype == torch.float32
@@ -177,3 +178,4 @@ def test_invalid_models():
         exponential_correlation(torch.tensor([1.2]), 3)
     assert ChannelModel("kronecker", rho=(0.55, 0.75), csi_error=0.1).describe() == \
         "kronecker(rho=0.55:0.75)+csi(0.1)"
+

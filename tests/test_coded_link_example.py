@@ -21,5 +21,5 @@ def test_the_coded_link_example_runs_quick(tmp_path):
     assert {(r.detector, r.ebno_db) for r in results} == {(name, ebno) for name in
                                                           ("mmse", "ep", "kbest", "langevin", "ampgnn")
                                                           for ebno in (-8.0, -6.0)}
-    assert all(r.coded.blocks >= 1 and r.channel == "umi(3.5GHz,3m/s)+ls" for r in results)
+    assert all(r.coded.blocks >= 1 and r.channel == "umi(3.5GHz,3m/s)+lmmse" for r in results)
     assert {path.name for path in tmp_path.iterdir()} == {"coded_link.json", "coded_link.md", "coded_link.png"}

@@ -273,3 +273,42 @@ def test_the_dense_view_of_a_batch_built_from_dense_tensors_is_its_own_copy():
         torch.testing.assert_close(view.y, expected.y, rtol=0, atol=0)
         assert torch.equal(view.user_mask, expected.user_mask)
         assert torch.equal(view.antenna_mask, expected.antenna_mask)
+
+
+# ------------------------------------------------ channel-estimation error variance
+def test_err_var_is_stored_per_entry_and_survives_batching_and_selection():
+    y, H = torch.randn(3, 4, dtype=torch.complex128), torch.randn(3, 4, 2, dtype=torch.complex128)
+    counts = dict(num_users=torch.tensor([2, 1, 2]), num_antennas=torch.tensor([4, 3, 2]))
+    per_entry = torch.rand(3, 4, 2, dtype=torch.float64)
+    graph = MIMOGraph.from_dense(y, H, 0.1, err_var=per_entry, **counts)
+    mask = graph.dense().H != 0
+    assert torch.equal(graph.dense_err_var(), torch.where(mask, per_entry, 0))
+    per_instance = MIMOGraph.from_dense(y, H, 0.1, err_var=torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64),
+                                        **counts)
+    assert torch.equal(per_instance.dense_err_var()[1][mask[1]], torch.full((3,), 0.2, dtype=torch.float64))
+    assert MIMOGraph.from_dense(y, H, 0.1, **counts).dense_err_var() is None
+    collated = MIMOGraph.from_data_list([graph[2], graph[0]])
+    assert torch.equal(collated.dense_err_var()[:, :2], graph.dense_err_var()[[2, 0], :2])
+    assert torch.equal(graph.select(torch.tensor([1, 1])).dense_err_var()[0], graph.dense_err_var()[1, :3, :1])
+
+
+@pytest.mark.parametrize("err_var, error, message", [(-0.1, ValueError, "err_var must be finite and >= 0"),
+                                                     (float("nan"), ValueError, "err_var must be finite"),
+                                                     (torch.ones(3, 1), ValueError, "err_var must be a float"),
+                                                     (1j, TypeError, "err_var must be real")])
+def test_bad_err_var_is_refused(err_var, error, message):
+    with pytest.raises(error, match=message):
+        MIMOGraph.from_dense(torch.randn(3, 4, dtype=torch.complex64), torch.randn(3, 4, 2, dtype=torch.complex64),
+                             0.1, err_var=err_var)
+
+
+def test_error_in_noise_whitens_the_rows_by_their_effective_noise():
+    """Row ``a`` scaled by ``√(d̄/d_a)``, ``d_a = σ² + Σ_j v_aj``; σ² becomes ``d̄``."""
+    y, H = torch.randn(1, 3, dtype=torch.complex128), torch.randn(1, 3, 2, dtype=torch.complex128)
+    err_var = torch.tensor([[[0.1, 0.1], [0.0, 0.0], [0.5, 0.3]]], dtype=torch.float64)
+    folded = MIMOGraph.from_dense(y, H, 0.2, err_var=err_var).error_in_noise()
+    d = torch.tensor([0.4, 0.2, 1.0], dtype=torch.float64)
+    assert float(folded.noise_var) == pytest.approx(float(d.mean()))
+    torch.testing.assert_close(folded.dense().H[0], H[0] * (d.mean() / d).sqrt()[:, None])
+    torch.testing.assert_close(folded.dense().y[0], y[0] * (d.mean() / d).sqrt())
+    assert folded.dense_err_var() is None

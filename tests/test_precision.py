@@ -12,13 +12,13 @@ import torch
 import gnnmimo.detector
 import gnnmimo.precision
 import zoo
-from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import save_checkpoint
 from gnnmimo.cli import main as cli_main
 from gnnmimo.evaluation import paired_comparison
 from gnnmimo.graph import USER
 from gnnmimo.precision import SlowPrecisionWarning
 from gnnmimo.sampling import MIMOSampler
+from gnnmimo.tr38901 import channel_from_fields
 from gnnmimo.train import TrainConfig
 from helpers import quiet_trainer, sample_batch
 
@@ -81,7 +81,7 @@ def test_bf16_inference_of_every_shipped_checkpoint_gives_its_fp32_ser(name):
     nt = system["nt"][1]
     snr = sum(ranges[str(nt)]) / 2
     sampler = MIMOSampler(system["nr"], nt, system["qam"], snr_db=(snr, snr),
-                          channel=ChannelModel(**system["channel"]))
+                          channel=channel_from_fields(system["channel"]))
     graph = sampler.sample(150, sampler.generator(7))
 
     def errors_per_instance():

@@ -15,6 +15,7 @@ from gnnmimo.constellation import QAM
 from gnnmimo.evaluation import OutsideTrainedSystemWarning, clustered_interval, evaluate
 from gnnmimo.graph import USER, MIMOGraph
 from gnnmimo.sampling import MIMOSampler
+from gnnmimo.tr38901 import channel_from_fields
 from helpers import sample_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -49,7 +50,7 @@ def assert_never_rises(intervals: list[tuple[float, float]]) -> None:
 def trained_sampler(name: str) -> MIMOSampler:
     """A float32 sampler of the system the pretrained checkpoint ``name`` was trained on."""
     system = read_checkpoint(zoo.weights.resolve(name))["system"]
-    return MIMOSampler(system["nr"], tuple(system["nt"]), system["qam"], channel=ChannelModel(**system["channel"]))
+    return MIMOSampler(system["nr"], tuple(system["nt"]), system["qam"], channel=channel_from_fields(system["channel"]))
 
 
 @pytest.mark.parametrize("name", zoo.list_pretrained())

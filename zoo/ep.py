@@ -22,7 +22,8 @@ from gnnmimo.registry import register
 
 @register("ep")
 class EP(UnrolledDetector):
-    """Classical EP detector.
+    """Classical EP detector; a batch's channel-estimation error variance is folded into its noise
+    first (:meth:`~gnnmimo.graph.MIMOGraph.error_in_noise`).
 
     Args:
         qam: the constellation.
@@ -33,6 +34,8 @@ class EP(UnrolledDetector):
         double: compute in float64 whatever the batch precision (default true).
             The logits are returned in the batch's precision.
     """
+
+    uses_error_variance = True
 
     def __init__(self, qam: QAM | int, iterations: int = 10, damping: float = 0.9,
                  eps: float | None = None, double: bool = True):

@@ -65,7 +65,10 @@ class ZeroForcing(SolvingDetector):
 @register("mmse")
 class LMMSE(SolvingDetector):
     """Linear MMSE with soft outputs from the post-equalisation SINR
-    (:func:`gnnmimo.equalization.lmmse_equalize`)."""
+    (:func:`gnnmimo.equalization.lmmse_equalize`); with a batch's channel-estimation error variance
+    folded into its noise (:meth:`~gnnmimo.graph.MIMOGraph.error_in_noise`)."""
+
+    uses_error_variance = True
 
     def equalize(self, graph):
         return equalization.lmmse_equalize(graph, self.double)

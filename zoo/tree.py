@@ -28,7 +28,9 @@ from gnnmimo.registry import register
 
 
 class TreeSearchDetector(Detector):
-    """Common input check, triangularisation and list-to-logits step.
+    """Common input check, triangularisation and list-to-logits step. A batch's channel-estimation
+    error variance is folded into the noise first (per-antenna noise inflation:
+    :meth:`~gnnmimo.graph.MIMOGraph.error_in_noise`), so the metric is the error-aware one.
 
     Args:
         qam: the constellation.
@@ -39,6 +41,7 @@ class TreeSearchDetector(Detector):
 
     needs_users_at_most_antennas = True
     users_at_most_antennas_hint = " (a full-rank triangular model)"
+    uses_error_variance = True
 
     def __init__(self, qam: QAM | int, ordering: str = "sorted", clip: float = 20.0):
         super().__init__(qam)

@@ -131,13 +131,16 @@ def add_channel_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("system and channel")
     group.add_argument("--qam", type=int, choices=SUPPORTED_ORDERS, default=16, help="constellation order")
     group.add_argument("--channel", choices=CHANNEL_KINDS + SCENARIOS, default="iid",
-                       help="i.i.d., Kronecker, or a 3GPP TR 38.901 scenario through Sionna (umi, uma, rma: "
-                            "one OFDM resource element per instance, gnnmimo/tr38901.py)")
+                       help="i.i.d., Kronecker, or a 3GPP TR 38.901 model through Sionna (umi, uma, rma, cdl-a…e, "
+                            "tdl-a…e: one OFDM resource element per instance, gnnmimo/tr38901.py)")
     group.add_argument("--speed", type=non_negative_float, default=None, help="3GPP channels: user speed, m/s (3)")
     group.add_argument("--carrier-frequency", type=non_negative_float, default=None, metavar="HZ",
                        help="3GPP channels: carrier frequency in Hz (3.5e9)")
+    group.add_argument("--delay-spread", type=non_negative_float, default=None, metavar="SECONDS",
+                       help="CDL and TDL channels: the delay spread, s (100e-9)")
     group.add_argument("--channel-estimation", choices=[e for e in ESTIMATORS if e], default=None,
-                       help="3GPP channels: the detectors see Sionna's LS estimate from pilots (gnnmimo/tr38901.py)")
+                       help="3GPP channels: the detectors see Sionna's LS or LMMSE estimate from pilots "
+                            "(gnnmimo/tr38901.py)")
     group.add_argument("--rho", type=parse_rho, default=None,
                        help="exponential correlation, RHO or LOW:HIGH in [0, 1) (kronecker channels; within a set for "
                             "orthogonal-sets, whose sets are 4 users)")
@@ -193,7 +196,8 @@ def apply_compute_arguments(args: argparse.Namespace, detectors) -> None:
 def channel_from_args(args: argparse.Namespace) -> ChannelModel | TR38901Channel:
     """Build the channel model, with a clear message for inconsistent options."""
     scenario = {key: value for key, value in (("speed", args.speed), ("carrier_frequency", args.carrier_frequency),
-                                              ("estimation", args.channel_estimation)) if value is not None}
+                                              ("estimation", args.channel_estimation),
+                                              ("delay_spread", args.delay_spread)) if value is not None}
     if args.channel in SCENARIOS:
         if args.rho is not None:
             raise SystemExit(f"error: --rho does not apply to the 3GPP channel {args.channel}")

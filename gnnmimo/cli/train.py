@@ -23,9 +23,9 @@ from gnnmimo.cli.arguments import (PRECISION_CHOICES, add_channel_arguments, cha
 from gnnmimo.losses import LOSS_WEIGHTS, LOSSES
 from gnnmimo.registry import create, detector_class, parse_spec
 from gnnmimo.checkpoint import read_checkpoint
-from gnnmimo.train.config import FIELDS_ADDED_LATER, NT_MODES, SCHEDULES, TrainConfig, plain_value
+from gnnmimo.train.config import FIELDS_ADDED_LATER, NT_MODES, SCHEDULES, TrainConfig
 from gnnmimo.train.recipes import RECIPE_FIELDS, RECIPES, recipe
-from gnnmimo.tr38901 import SCENARIOS
+from gnnmimo.tr38901 import channel_fields
 from gnnmimo.train.trainer import Trainer, deadline
 
 #: classical detectors whose validation SER is logged at the start, for comparison
@@ -103,16 +103,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             options[key if key in accepted or key != "blocks" else "iterations"] = getattr(args, key)
     if "nr" in accepted:
         options.setdefault("nr", args.nr)
-    channel = channel_from_args(args)
-    if channel.kind in SCENARIOS:
-        raise SystemExit(f"error: training on the 3GPP channel {channel.kind} is not supported yet (evaluate only)")
     snr, targets = args.snr
     defaults = resumed_fields(args) or {key: recipe(recipe_name(args)).get(key, TrainConfig.default(key))
                                         for key in RECIPE_FIELDS}
     chosen = {key: getattr(args, key) if getattr(args, key) is not None else defaults[key] for key in RECIPE_FIELDS}
     return TrainConfig(
         detector=name, options=options, qam=args.qam, nr=args.nr, nt=args.nt, nt_step=args.nt_step,
-        channel={"kind": channel.kind, "rho": plain_value(channel.rho), "csi_error": channel.csi_error},
+        channel=channel_fields(channel_from_args(args)),
         snr=snr, snr_targets=targets or TrainConfig.snr_targets, nt_mode=args.nt_mode, steps=args.steps,
         **chosen, checkpoint_every=args.checkpoint_every, val_seed=args.val_seed,
         init=str(zoo.resolve(args.init)) if args.init else None,

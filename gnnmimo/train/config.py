@@ -45,7 +45,8 @@ class TrainConfig:
         detector: the detector's registered name (or ``module:Class``); ``options`` its constructor
             options. The trainer is handed the detector itself; these record what it was.
         qam, nr, nt: constellation order, receive antennas, user range ``(low, high)``.
-        channel: ``ChannelModel`` fields (``kind``, ``rho``, ``csi_error``).
+        channel: the fields of the channel law, a ``ChannelModel``'s (``kind``, ``rho``, ``csi_error``)
+            or a 3GPP ``TR38901Channel``'s (:func:`gnnmimo.tr38901.channel_fields`).
         snr: ``"auto"``, a fixed range ``(low, high)`` in dB for every Nt, or
             ``{nt: (low, high)}`` for each trained Nt.
         snr_targets: LMMSE SERs at the low and high end of the auto range.

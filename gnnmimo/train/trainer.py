@@ -51,7 +51,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from gnnmimo import distributed
-from gnnmimo.channels import ChannelModel
 from gnnmimo.checkpoint import CheckpointError, differences, load_weights, read_checkpoint, save_checkpoint
 from gnnmimo.detector import Detector
 from gnnmimo.files import check_writable
@@ -59,6 +58,7 @@ from gnnmimo.graph import USER, MIMOGraph
 from gnnmimo.losses import detection_loss, training_loss
 from gnnmimo.progress import progress_bar
 from gnnmimo.sampling import MIMOSampler
+from gnnmimo.tr38901 import channel_from_fields
 from gnnmimo.train.config import FIELDS_ADDED_LATER, RESUMABLE_FIELDS, TrainConfig
 from gnnmimo.train.data import sample_minibatch, snr_table, validation_set
 from gnnmimo.train.snr import auto_snr_ranges
@@ -102,7 +102,7 @@ class Trainer:
         self.detector.set_precision(config.compute_precision)
         if not any(p.requires_grad for p in self.detector.parameters()):
             raise ValueError(f"detector {config.detector!r} has no trainable parameters")
-        self.sampler = MIMOSampler(config.nr, config.nt, config.qam, channel=ChannelModel(**config.channel),
+        self.sampler = MIMOSampler(config.nr, config.nt, config.qam, channel=channel_from_fields(config.channel),
                                    nt_distribution="triangular", precision=config.precision, device=device)
         self.generator = self.sampler.generator(config.seed)
         if checkpoint is not None:
