@@ -70,7 +70,7 @@ def test_orthogonal_sets_gram_is_block_diagonal():
     ``E|H_ai|² = 1/Nr`` on each entry)."""
     num_antennas, num_users = mixed_counts(3000, nr=(6, 16), nt=(1, 12), seed=10)
     num_antennas[0], num_users[0] = 16, 12
-    H, _ = ChannelModel("orthogonal-sets", rho=0.7).sample(num_antennas, num_users, generator(11), torch.complex128)
+    H = ChannelModel("orthogonal-sets", rho=0.7).sample(num_antennas, num_users, generator(11), torch.complex128)[0]
     users = torch.arange(12)
     expected = 0.7 ** (users[:, None] - users[None, :]).abs().double() * (users[:, None] // 4 == users[None, :] // 4)
     active = users[None, :] < num_users[:, None]
