@@ -53,6 +53,7 @@ from typing import Callable
 import torch
 
 from gnnmimo.channels import ChannelModel
+from gnnmimo.tr38901 import TR38901Channel, channel_from_fields
 from gnnmimo.checkpoint import detector_from_checkpoint, library_version, read_checkpoint
 from gnnmimo.detector import Detector
 from gnnmimo.evaluation import PointResult, evaluate
@@ -93,11 +94,9 @@ def read_checkpoints(directory: str | os.PathLike) -> dict[str, dict]:
     return {path.stem: read_checkpoint(path) for path in sorted(Path(directory).glob("*.pt"))}
 
 
-def channel_of(system: dict) -> ChannelModel:
-    channel = dict(system.get("channel") or {})
-    if isinstance(channel.get("rho"), list):
-        channel["rho"] = tuple(channel["rho"])
-    return ChannelModel(**channel)
+def channel_of(system: dict) -> ChannelModel | TR38901Channel:
+    """The channel law a checkpoint was trained on (its stored fields, 3GPP scenarios included)."""
+    return channel_from_fields(system.get("channel") or {})
 
 
 def configuration_key(system: dict) -> str:
