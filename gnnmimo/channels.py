@@ -126,13 +126,11 @@ class ChannelModel:
         batch, nr_max, nt_max = len(num_users), int(num_antennas.max()), int(num_users.max())
         shape = (batch, nr_max, nt_max)
         h = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        if self.kind != "iid":
+            rho = sample_upper_triangular(*self.rho_range, (batch,), generator, device)
         if self.kind == "orthogonal-sets":
-            low, high = self.rho_range
-            rho = sample_upper_triangular(low, high, (batch,), generator, device)
             h = orthogonal_sets(h, num_antennas, num_users, rho)
         elif self.kind != "iid":
-            low, high = self.rho_range
-            rho = sample_upper_triangular(low, high, (batch,), generator, device)
             rx = torch.linalg.cholesky(exponential_correlation(rho, nr_max)).to(dtype)
             h = rx @ h
             if self.kind == "kronecker":

@@ -324,8 +324,8 @@ class MIMOGraph(Batch, HeteroData, metaclass=_BatchMeta):
             problems += _too_small_noise_var(self.noise_var)
         h, (_, user) = self[CHANNEL].h, self[CHANNEL].edge_index
         err_var = self[CHANNEL].get("err_var")
-        if err_var is not None and not bool((err_var >= 0).all() & torch.isfinite(err_var).all()):
-            bad = ~(torch.isfinite(err_var) & (err_var >= 0))
+        bad = None if err_var is None else ~(torch.isfinite(err_var) & (err_var >= 0))
+        if bad is not None and bool(bad.any()):
             problems.append(f"err_var must be finite and >= 0 (instances "
                             f"{self.user_batch[user[bad]].unique()[:5].tolist()})")
         for name, value, node_batch in (("H", h, lambda: self.user_batch[user]),

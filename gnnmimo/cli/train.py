@@ -166,7 +166,8 @@ def start_trainer(args: argparse.Namespace) -> Trainer:
     ranges = ", ".join(f"{nt}: {low:g}..{high:g}" for nt, (low, high) in trainer.snr_ranges.items())
     print(f"SNR ranges (dB) by Nt: {ranges}", file=sys.stderr)
     c = trainer.config
-    print(f"recipe {'of the resumed run' if resumed_fields(args) else recipe_name(args)}: batch {c.batch_size}, lr {c.lr:g} ({c.schedule}, warm-up {c.warmup}), "
+    resumed = trainer.saved_step is not None
+    print(f"recipe {'of the resumed run' if resumed else recipe_name(args)}: batch {c.batch_size}, lr {c.lr:g} ({c.schedule}, warm-up {c.warmup}), "
           f"loss {c.loss} (+{c.ce_weight:g} CE, {c.loss_weights}), clip {c.clip_grad_norm}", file=sys.stderr)
     return trainer
 
